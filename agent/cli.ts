@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+// `weft`: the one executable for the daemon and the operator's commands.
+// Parses the command and its flags (each also a WEFT_* variable), runs it,
+// and maps failures to the documented exit codes with a one-line message.
+
+import { readFileSync } from 'node:fs';
+import { createEtcdClient } from '../ipam/etcd-client.js';
+import { EtcdSubnetRegistry } from '../ipam/etcd-registry.js';
+import { WeftError, isWeftError } from '../ipam/errors.js';
+import { parseNetworkConfig, serializeNetworkConfig } from '../ipam/network-config.js';
+import { formatCidr } from '../ipam/cidr.js';
+import { runAgent } from './commands/agent.js';
+import { leasesJson, leasesTable, skippedWarnings } from './commands/leases.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { formatHelp, parseArgs, type FlagSpec, type FlagValues } from './flags.js';
+import { detectUnderlay } from './host-info.js';
+import { createLogger } from './log.js';
+import { readNetworkConfig } from './network-config-source.js';
+import { agentFlags, etcdFlags, etcdOptionsFrom, hostFlags } from './options.js';
+
+const VERSION = '0.1.0';
+
+const helpFlag: FlagSpec = { name: 'help', type: 'bool', help: 'show this help' };
+
+interface Command {
+  readonly usage: string;
+  readonly summary: string;
+  readonly flags: readonly FlagSpec[];
+  run(v: FlagValues, positional: string[]): Promise<number>;
+}
+
+function openRegistry(v: FlagValues): EtcdSubnetRegistry {
+  const opts = etcdOptionsFrom(v);
+  return new EtcdSubnetRegistry(createEtcdClient(opts), v['etcd-prefix'] as string, opts.endpoints);
+}
+
+async function withRegistry<T>(v: FlagValues, fn: (r: EtcdSubnetRegistry) => Promise<T>): Promise<T> {
+  const registry = openRegistry(v);
+  try {
+    return await fn(registry);
+  } finally {
+    registry.close();
+  }
+}
+
+function readConfigInput(positional: string[], file: string | undefined): string {
+  if (file !== undefined) {
+    try {
+      return readFileSync(file === '-' ? 0 : file, 'utf8');
+    } catch (e) {
+      throw new WeftError('INVALID_ARGUMENT', `--file ${file}: ${(e as Error).message}`);
+    }
+  }
+  if (positional.length !== 1) {
+    throw new WeftError('INVALID_ARGUMENT', `usage: weft config set '<json>' | --file FILE (got ${positional.length} arguments)`);
+  }
+  return positional[0]!;
+}
+
+const commands: Record<string, Command> = {
+  agent: {
+    usage: 'weft agent [flags]',
+    summary: 'run the per-host agent (leases a subnet, keeps it, watches the others)',
+    flags: agentFlags,
+    run: (v) => runAgent(v, createLogger(v['log-level'] as string)),
+  },
+  leases: {
+    usage: 'weft leases [--json] [etcd flags]',
+    summary: 'list the subnet leases of the network',
+    flags: [...etcdFlags, { name: 'json', type: 'bool', help: 'print JSON instead of a table' }],
+    run: (v) =>
+      withRegistry(v, async (registry) => {
+        const list = await registry.list();
+        process.stderr.write(skippedWarnings(list));
+        process.stdout.write(v['json'] === true ? leasesJson(list) : leasesTable(list));
+        return EXIT.OK;
+      }),
+  },
+  config: {
+    usage: "weft config show [--raw] | weft config set ('<json>' | --file FILE|-) [etcd flags]",
+    summary: 'read or write the network config (validated before it is written)',
+    flags: [
+      ...etcdFlags,
+      { name: 'raw', type: 'bool', help: 'show: print the stored text as is, without defaults filled in' },
+      { name: 'file', type: 'string', help: 'set: read the config from FILE (- for stdin)' },
+    ],
+    run: (v, positional) =>
+      withRegistry(v, async (registry) => {
+        const [verb, ...rest] = positional;
+        const prefix = registry.prefix;
+        if (verb === 'show') {
+          if (v['raw'] === true) {
+            const raw = await registry.getConfig();
+            if (raw === undefined) throw new WeftError('NOT_FOUND', `no network config at ${prefix}/config`);
+            process.stdout.write(raw.endsWith('\n') ? raw : raw + '\n');
+          } else {
+            process.stdout.write(serializeNetworkConfig(await readNetworkConfig(registry, prefix)) + '\n');
+          }
+          return EXIT.OK;
+        }
+        if (verb === 'set') {
+          const text = readConfigInput(rest, v['file'] as string | undefined);
+          const cfg = parseNetworkConfig(text);
+          await registry.putConfig(text.trim() + '\n');
+          process.stderr.write(`network config written to ${prefix}/config (Network ${formatCidr(cfg.network)}, SubnetLen ${cfg.subnetLen}, backend ${cfg.backend.type})\n`);
+          return EXIT.OK;
+        }
+        throw new WeftError('INVALID_ARGUMENT', `usage: ${commands['config']!.usage}`);
+      }),
+  },
+  leave: {
+    usage: 'weft leave [etcd and host flags]',
+    summary: "give this host's subnet back (delete its lease); stop the agent first",
+    flags: [...etcdFlags, ...hostFlags],
+    run: (v) =>
+      withRegistry(v, async (registry) => {
+        const { publicIP } = detectUnderlay({ iface: v['iface'] as string | undefined, publicIP: v['public-ip'] as string | undefined });
+        const mine = (await registry.list()).leases.filter((l) => l.attrs.publicIP === publicIP);
+        for (const l of mine) {
+          await registry.remove(l.subnet, l.leaseId);
+          await registry.revokeId(l.leaseId);
+          process.stderr.write(`released ${formatCidr(l.subnet)} (public IP ${publicIP})\n`);
+        }
+        if (mine.length === 0) process.stderr.write(`no lease held by ${publicIP}: nothing to release\n`);
+        return EXIT.OK;
+      }),
+  },
+  version: {
+    usage: 'weft version',
+    summary: 'print the version',
+    flags: [],
+    run: async () => {
+      process.stdout.write(`weft ${VERSION}\n`);
+      return EXIT.OK;
+    },
+  },
+};
+
+function mainHelp(): string {
+  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `weft ${VERSION}: overlay network agent for containers\n\nUsage: weft COMMAND [flags]   (weft COMMAND --help for its flags)\n\nCommands:\n${rows.join('\n')}\n\nExit codes: 0 ok, 1 internal error, 2 usage, 3 invalid network config, 4 etcd unreachable, 5 host not as the flags say.\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(mainHelp());
+    return name === undefined ? EXIT.USAGE : EXIT.OK;
+  }
+  const command = commands[name];
+  if (command === undefined) {
+    process.stderr.write(`weft: unknown command "${name}"\n\n${mainHelp()}`);
+    return EXIT.USAGE;
+  }
+  const flags = [...command.flags, helpFlag];
+  const { values, positional } = parseArgs(rest, flags, process.env);
+  if (values['help'] === true) {
+    process.stdout.write(formatHelp(`Usage: ${command.usage}\n\n${command.summary}`, flags));
+    return EXIT.OK;
+  }
+  return command.run(values, positional);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // etcd3's gRPC channels can hold the loop open after close(); the work is done.
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err: unknown) => {
+    const message = isWeftError(err) ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`weft: ${message}\n`);
+    process.exit(exitCodeFor(err));
+  },
+);

@@ -1,0 +1,36 @@
+// `weft leases`: the subnet leases in etcd, as a table for people or JSON for
+// scripts. Garbage values are reported on stderr, never hidden and never fatal.
+
+import { formatCidr } from '../../ipam/cidr.js';
+import type { LeaseList } from '../../ipam/subnet-registry.js';
+
+export function leasesJson(list: LeaseList): string {
+  const rows = list.leases.map((l) => ({
+    subnet: formatCidr(l.subnet),
+    publicIP: l.attrs.publicIP,
+    backendType: l.attrs.backendType,
+    backendData: l.attrs.backendData,
+    leaseId: l.leaseId,
+  }));
+  return JSON.stringify(rows, null, 2) + '\n';
+}
+
+export function leasesTable(list: LeaseList): string {
+  const rows = [...list.leases]
+    .sort((a, b) => a.subnet.addr - b.subnet.addr)
+    .map((l) => [
+      formatCidr(l.subnet),
+      l.attrs.publicIP,
+      l.attrs.backendType,
+      typeof l.attrs.backendData['VtepMAC'] === 'string' ? (l.attrs.backendData['VtepMAC'] as string) : '-',
+      l.leaseId,
+    ]);
+  const header = ['SUBNET', 'PUBLIC-IP', 'BACKEND', 'VTEP-MAC', 'ETCD-LEASE'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function skippedWarnings(list: LeaseList): string {
+  return list.skipped.map((s) => `warning: skipping ${s.key}: ${s.reason}\n`).join('');
+}

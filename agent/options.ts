@@ -1,0 +1,50 @@
+// The flags of every weft command, in one place. Commands share the etcd and
+// host flag groups, so `weft leases` and `weft leave` reach the same etcd the
+// agent does with the same flags and WEFT_* variables.
+
+import type { FlagSpec, FlagValues } from './flags.js';
+import type { EtcdOptions } from '../ipam/etcd-client.js';
+
+export const etcdFlags: readonly FlagSpec[] = [
+  { name: 'etcd-endpoints', type: 'list', default: ['http://127.0.0.1:2379'], help: 'etcd client URLs, comma-separated' },
+  { name: 'etcd-prefix', type: 'string', default: '/weft/network', help: 'etcd key prefix of the network; /coreos.com/network reads a flannel network' },
+  { name: 'etcd-cafile', type: 'string', help: 'CA certificate that signed etcd\'s server certificate (TLS)' },
+  { name: 'etcd-certfile', type: 'string', help: 'client certificate for etcd (TLS client auth)' },
+  { name: 'etcd-keyfile', type: 'string', help: 'private key of --etcd-certfile' },
+];
+
+export const hostFlags: readonly FlagSpec[] = [
+  { name: 'iface', type: 'string', help: 'underlay interface (its first IPv4 address is the public IP, its MTU sizes the overlay); default: the default route\'s interface' },
+  { name: 'public-ip', type: 'string', help: 'IP other hosts use to reach this one (default: the first IPv4 address of --iface)' },
+  { name: 'run-dir', type: 'string', default: '/run/weft', help: 'runtime directory (API socket, subnet.env); one per agent' },
+  { name: 'state-dir', type: 'string', default: '/var/lib/weft', help: 'persistent state (the last subnet, address pools); survives restarts' },
+  { name: 'subnet-file', type: 'string', defaultText: '<run-dir>/subnet.env', help: 'where to write subnet.env (WEFT_* and FLANNEL_* variables)' },
+];
+
+export const logFlags: readonly FlagSpec[] = [
+  { name: 'log-level', type: 'string', default: 'info', help: 'trace, debug, info, warn, error or fatal' },
+];
+
+export const agentFlags: readonly FlagSpec[] = [
+  ...etcdFlags,
+  ...hostFlags,
+  { name: 'healthz-listen', type: 'string', default: '127.0.0.1:8471', help: 'address:port of /healthz and /readyz; empty disables' },
+  { name: 'lease-ttl', type: 'int', default: 86400, min: 5, max: 9_000_000_000, help: 'TTL in seconds of the etcd lease that keeps the subnet (kept alive while the agent runs)' },
+  { name: 'watch-check-interval', type: 'int', default: 30, min: 1, max: 3600, help: 'seconds between checks that the lease watch is still delivering' },
+  { name: 'ip-masq', type: 'bool', default: false, help: 'masquerade traffic leaving the overlay (recorded in subnet.env as WEFT_IPMASQ)' },
+  { name: 'release-on-exit', type: 'bool', default: false, help: 'give the subnet back on SIGTERM/SIGINT instead of keeping it for the restart' },
+  ...logFlags,
+];
+
+export function etcdOptionsFrom(v: FlagValues): EtcdOptions {
+  return {
+    endpoints: v['etcd-endpoints'] as string[],
+    caFile: v['etcd-cafile'] as string | undefined,
+    certFile: v['etcd-certfile'] as string | undefined,
+    keyFile: v['etcd-keyfile'] as string | undefined,
+  };
+}
+
+export function subnetFileFrom(v: FlagValues): string {
+  return (v['subnet-file'] as string | undefined) ?? `${v['run-dir'] as string}/subnet.env`;
+}

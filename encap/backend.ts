@@ -1,0 +1,28 @@
+// What every data-plane backend (vxlan, udp over TUN) offers the agent. The
+// agent computes the whole desired picture (local lease, all remote leases)
+// and hands it over; the backend reconciles the kernel (or its forwarder) to
+// it. Encapsulation overhead is a property of the backend, so the overlay MTU
+// is computed from the underlay's, never guessed.
+
+import type { BackendType, Lease } from '../ipam/types.js';
+
+/** Bytes each backend adds to an IPv4 packet on the underlay. */
+export const ENCAP_OVERHEAD: Readonly<Record<BackendType, number>> = {
+  // outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+  vxlan: 50,
+  // outer IPv4 20 + UDP 8 (the AEAD variant adds its nonce and tag on top)
+  udp: 28,
+};
+
+export function overlayMtu(backend: BackendType, underlayMtu: number): number {
+  return underlayMtu - ENCAP_OVERHEAD[backend];
+}
+
+export interface Backend {
+  readonly type: BackendType;
+  /** Data published in this host's lease (`BackendData`), e.g. `{VtepMAC}`; stable across restarts. */
+  leaseData(): Promise<Record<string, unknown>>;
+  /** Makes the data plane match: `local` is this host's lease, `remotes` every other host's. */
+  reconcile(local: Lease, remotes: readonly Lease[]): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,28 @@
+// Two projects: `unit` (pure logic, no root, seconds) and `integration`
+// (real etcd and real kernel in lab namespaces; needs root and a build).
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          testTimeout: 10_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          pool: 'forks',
+          // Two cores: more parallel files only make timing noisier.
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
