@@ -1,0 +1,56 @@
+// Lexical rules for the strings CNI hands weft: container IDs and network
+// names, Linux interface names, MAC addresses, IP addresses and CIDRs. Each
+// checker returns the broken rule as text (or undefined when fine), so callers
+// can collect every problem before answering instead of stopping at the first.
+
+import { isIP } from 'node:net';
+
+/** Spec: starts alphanumeric, then alphanumerics, `_`, `.` or `-`. Container IDs and network names share it. */
+const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** IFNAMSIZ is 16 bytes including the terminating NUL. */
+const IFNAME_MAX_BYTES = 15;
+
+export function identifierProblem(value: string): string | undefined {
+  if (value === '') return 'empty';
+  if (!IDENTIFIER.test(value)) {
+    return 'must start with a letter or digit, then only letters, digits, "_", "." or "-"';
+  }
+  return undefined;
+}
+
+/** The kernel's dev_valid_name() rules, which the spec repeats for CNI_IFNAME. */
+export function ifnameProblem(value: string): string | undefined {
+  if (value === '') return 'empty';
+  if (Buffer.byteLength(value, 'utf8') > IFNAME_MAX_BYTES) return `longer than ${IFNAME_MAX_BYTES} bytes`;
+  if (value === '.' || value === '..') return 'must not be "." or ".."';
+  if (/[/:\s]/u.test(value)) return 'must not contain "/", ":" or whitespace';
+  return undefined;
+}
+
+/**
+ * Returns the MAC in lower case, or undefined. Only the colon form is taken:
+ * it is the one the CNI conventions show. Multicast addresses are refused
+ * because the kernel refuses them on a veth, later and less clearly.
+ */
+export function normalizeMac(value: string): string | undefined {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(value)) return undefined;
+  const mac = value.toLowerCase();
+  if ((parseInt(mac.slice(0, 2), 16) & 1) === 1) return undefined;
+  return mac;
+}
+
+export function ipFamily(value: string): 4 | 6 | undefined {
+  const f = isIP(value);
+  return f === 4 || f === 6 ? f : undefined;
+}
+
+/** `10.42.7.5/24`: a host address with its prefix length, as CNI results and the `ips` capability carry. */
+export function cidrFamily(value: string): 4 | 6 | undefined {
+  const slash = value.indexOf('/');
+  if (slash < 0) return undefined;
+  const family = ipFamily(value.slice(0, slash));
+  const len = value.slice(slash + 1);
+  if (family === undefined || !/^(0|[1-9]\d*)$/.test(len)) return undefined;
+  return Number(len) <= (family === 4 ? 32 : 128) ? family : undefined;
+}
