@@ -35,6 +35,8 @@ export class SubnetManager {
   private readonly listeners: LeaseChangeListener[] = [];
   private readonly stopped = new AbortController();
   private previous: Cidr | undefined;
+  /** Losses so far: each waits longer, so two agents misconfigured with one public IP cannot spin taking the lease from each other. */
+  private losses = 0;
 
   constructor(private readonly opts: SubnetManagerOptions) {
     this.previous = opts.previous;
@@ -118,7 +120,14 @@ export class SubnetManager {
       'SUBNET LEASE LOST: etcd no longer holds our lease; re-acquiring the same subnet if it is still free',
     );
     this.grant = undefined;
-    this.acquire().catch((e: unknown) => {
+    const delay = backoffMs(this.losses++, 500, 30_000);
+    if (this.losses > 3) {
+      this.opts.log.error({ losses: this.losses, publicIP: this.opts.attrs.publicIP }, 'subnet lease lost repeatedly: does another agent run with the same public IP?');
+    }
+    void (async () => {
+      await this.opts.clock.sleep(delay, this.stopped.signal);
+      await this.acquire();
+    })().catch((e: unknown) => {
       if (!this.stopped.signal.aborted) this.opts.log.error({ err: (e as Error).message }, 'could not re-acquire a subnet');
     });
   }
