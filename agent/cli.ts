@@ -17,6 +17,8 @@ import { detectUnderlay } from './host-info.js';
 import { createLogger } from './log.js';
 import { readNetworkConfig } from './network-config-source.js';
 import { agentFlags, etcdFlags, etcdOptionsFrom, hostFlags } from './options.js';
+import { callAgent } from './api/client.js';
+import type { AgentStatus } from './api/types.js';
 
 const VERSION = '0.1.0';
 
@@ -124,6 +126,29 @@ const commands: Record<string, Command> = {
         if (mine.length === 0) process.stderr.write(`no lease held by ${publicIP}: nothing to release\n`);
         return EXIT.OK;
       }),
+  },
+  status: {
+    usage: 'weft status [--run-dir DIR] [--json]',
+    summary: "what the local agent holds and sees (asks it over <run-dir>/weft.sock)",
+    flags: [hostFlags.find((f) => f.name === 'run-dir')!, { name: 'json', type: 'bool', help: 'print JSON' }],
+    run: async (v) => {
+      const st = await callAgent<AgentStatus>(v['run-dir'] as string, 'GET', '/v1/status');
+      if (v['json'] === true) {
+        process.stdout.write(JSON.stringify(st, null, 2) + '\n');
+      } else {
+        const rows: [string, string][] = [
+          ['ready', st.ready ? 'yes' : `no (waiting for ${st.waitingFor.join(', ')})`],
+          ['public IP', `${st.publicIP} (${st.iface})`],
+          ['network', st.network ?? '-'],
+          ['subnet', st.subnet ?? '-'],
+          ['backend', st.backend ?? '-'],
+          ['MTU', st.mtu !== undefined ? String(st.mtu) : '-'],
+          ['leases seen', `${st.leases.length} (etcd revision ${st.revision})`],
+        ];
+        process.stdout.write(rows.map(([k, val]) => `${k.padEnd(12)} ${val}`).join('\n') + '\n');
+      }
+      return st.ready ? EXIT.OK : EXIT.UNAVAILABLE;
+    },
   },
   version: {
     usage: 'weft version',

@@ -37,6 +37,7 @@ export class SubnetManager {
   private previous: Cidr | undefined;
   /** Losses so far: each waits longer, so two agents misconfigured with one public IP cannot spin taking the lease from each other. */
   private losses = 0;
+  private acquiring = false;
 
   constructor(private readonly opts: SubnetManagerOptions) {
     this.previous = opts.previous;
@@ -53,6 +54,32 @@ export class SubnetManager {
 
   /** Acquires a subnet; retries while etcd is unreachable or the network is full, until stop(). */
   async acquire(): Promise<Lease> {
+    this.acquiring = true;
+    try {
+      return await this.acquireLoop();
+    } finally {
+      this.acquiring = false;
+    }
+  }
+
+  /**
+   * Checks our lease against the watched set. etcd3 sends keep-alives only
+   * every TTL/3 (8 h by default), so a key deleted by hand or a lease revoked
+   * would go unnoticed for hours; the watch sees it at once.
+   */
+  verify(leases: readonly Lease[]): void {
+    const { lease, grant } = this;
+    if (lease === undefined || grant === undefined || this.acquiring || this.stopped.signal.aborted) return;
+    const ours = leases.find((l) => l.subnet.addr === lease.subnet.addr && l.subnet.len === lease.subnet.len);
+    if (ours !== undefined && ours.leaseId === grant.id && ours.attrs.publicIP === lease.attrs.publicIP) return;
+    const why = ours === undefined ? 'our subnet key vanished from etcd' : 'our subnet key was rewritten by someone else';
+    // The grant may still be alive: revoke it so it does not linger without keys.
+    void this.opts.registry.revokeId(grant.id).catch(() => undefined);
+    grant.release();
+    this.lost(grant, new Error(why));
+  }
+
+  private async acquireLoop(): Promise<Lease> {
     const { registry, clock, log, config, attrs, random, ttlSeconds } = this.opts;
     const exclude: Cidr[] = [];
     let grant: LeaseGrant | undefined;
@@ -88,7 +115,13 @@ export class SubnetManager {
           await clock.sleep(backoffMs(attempt, 1000, 30_000), this.stopped.signal);
           continue;
         }
-        if (modRevision === undefined) continue; // our own key changed under us: read again
+        if (modRevision === undefined) {
+          // Our own key changed between list and rebind: someone else is writing it
+          // (another agent with our public IP?). Do not fight over it; choose again.
+          log.warn({ subnet: formatCidr(subnet) }, 'our lease changed while we took it back; choosing again');
+          exclude.push(subnet);
+          continue;
+        }
         const lease: Lease = { subnet, attrs, leaseId: grant.id, modRevision };
         this.hold(lease, grant, choice.kind);
         return lease;
@@ -124,6 +157,7 @@ export class SubnetManager {
     if (this.losses > 3) {
       this.opts.log.error({ losses: this.losses, publicIP: this.opts.attrs.publicIP }, 'subnet lease lost repeatedly: does another agent run with the same public IP?');
     }
+    this.acquiring = true;
     void (async () => {
       await this.opts.clock.sleep(delay, this.stopped.signal);
       await this.acquire();

@@ -15,6 +15,9 @@ import type { Lease, NetworkConfig } from '../../ipam/types.js';
 import { overlayMtu } from '../../encap/backend.js';
 import type { FlagValues } from '../flags.js';
 import { startHealthServer } from '../health.js';
+import { startApiServer } from '../api/server.js';
+import { socketPathOf } from '../api/client.js';
+import type { AgentStatus } from '../api/types.js';
 import { detectUnderlay } from '../host-info.js';
 import { componentLogger } from '../log.js';
 import { waitForNetworkConfig } from '../network-config-source.js';
@@ -39,23 +42,34 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   let lease: Lease | undefined;
   let subnetEnvWritten = false;
   let leasesKnown = false;
-  const listen = v['healthz-listen'] as string;
-  if (listen !== '') {
-    health = await startHealthServer(
-      listen,
-      {
-        notReady: () => [
-          ...(lease === undefined ? ['subnet lease'] : []),
-          ...(subnetEnvWritten ? [] : ['subnet.env']),
-          ...(leasesKnown ? [] : ['lease list']),
-        ],
-      },
-      componentLogger(root, 'health'),
-    );
-  }
-
   let manager: SubnetManager | undefined;
   let watcher: LeaseWatcher | undefined;
+  let config: NetworkConfig | undefined;
+  let mtu: number | undefined;
+  let revision = 0;
+  const notReady = (): string[] => [
+    ...(lease === undefined ? ['subnet lease'] : []),
+    ...(subnetEnvWritten ? [] : ['subnet.env']),
+    ...(leasesKnown ? [] : ['lease list']),
+  ];
+  const status = (): AgentStatus => ({
+    ready: notReady().length === 0,
+    waitingFor: notReady(),
+    publicIP: underlay.publicIP,
+    iface: underlay.iface,
+    ...(config ? { network: formatCidr(config.network), backend: config.backend.type } : {}),
+    ...(mtu !== undefined ? { mtu } : {}),
+    ...(lease ? { subnet: formatCidr(lease.subnet), leaseId: lease.leaseId } : {}),
+    revision,
+    leases: (watcher?.current() ?? []).map((l) => ({ subnet: formatCidr(l.subnet), publicIP: l.attrs.publicIP, backendType: l.attrs.backendType })),
+  });
+  const runDir = v['run-dir'] as string;
+  const api = await startApiServer(socketPathOf(runDir), { 'GET /v1/status': async () => status() }, componentLogger(root, 'api'));
+  const listen = v['healthz-listen'] as string;
+  if (listen !== '') {
+    health = await startHealthServer(listen, { notReady }, componentLogger(root, 'health'));
+  }
+
   const shutdown = new Promise<number>((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {
       log.info({ signal: sig }, 'stopping');
@@ -70,6 +84,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
         }
         registry.close();
         health?.close();
+        api.close();
         resolve(0);
       })();
     };
@@ -78,17 +93,19 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   });
 
   const run = async (): Promise<void> => {
-    const config: NetworkConfig = await waitForNetworkConfig(registry, prefix, systemClock, log, stop.signal);
-    const mtu = overlayMtu(config.backend.type, underlay.mtu);
-    log.info({ network: formatCidr(config.network), subnetLen: config.subnetLen, backend: config.backend.type, mtu }, 'network config');
+    const cfg = await waitForNetworkConfig(registry, prefix, systemClock, log, stop.signal);
+    config = cfg;
+    const overlay = overlayMtu(cfg.backend.type, underlay.mtu);
+    mtu = overlay;
+    log.info({ network: formatCidr(cfg.network), subnetLen: cfg.subnetLen, backend: cfg.backend.type, mtu: overlay }, 'network config');
 
     manager = new SubnetManager({
       registry,
       clock: systemClock,
       log: componentLogger(root, 'subnets'),
       random: Math.random,
-      config,
-      attrs: { publicIP: underlay.publicIP, backendType: config.backend.type, backendData: {} },
+      config: cfg,
+      attrs: { publicIP: underlay.publicIP, backendType: cfg.backend.type, backendData: {} },
       ttlSeconds: v['lease-ttl'] as number,
       previous: await previousSubnet(stateDir, subnetFile),
     });
@@ -96,7 +113,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
       lease = held;
       void (async () => {
         await saveSubnet(stateDir, held.subnet, underlay.publicIP);
-        await writeSubnetEnv(subnetFile, { network: config.network, subnet: held.subnet, mtu, ipMasq });
+        await writeSubnetEnv(subnetFile, { network: cfg.network, subnet: held.subnet, mtu: overlay, ipMasq });
         subnetEnvWritten = true;
         log.info({ subnetFile, subnet: formatCidr(held.subnet) }, 'subnet.env written');
       })().catch((e: unknown) => log.error({ err: (e as Error).message, subnetFile }, 'cannot write subnet.env or state'));
@@ -109,9 +126,11 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
       log: componentLogger(root, 'watch'),
       checkIntervalMs: (v['watch-check-interval'] as number) * 1000,
     });
-    watcher.subscribe((leases, revision) => {
+    watcher.subscribe((leases, rev) => {
       leasesKnown = true;
-      log.info({ leases: leases.length, revision, subnets: leases.map((l) => formatCidr(l.subnet)) }, 'lease set');
+      revision = rev;
+      manager?.verify(leases);
+      log.info({ leases: leases.length, revision: rev }, 'lease set');
     });
     watcher.start();
   };
@@ -124,9 +143,10 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   if ('code' in first) return first.code;
   if (first.err === undefined) return shutdown;
   if (stop.signal.aborted) return shutdown;
-  watcher?.stop();
+  void watcher?.stop();
   manager?.stop();
   registry.close();
   health?.close();
+  api.close();
   throw first.err;
 }

@@ -152,3 +152,32 @@ describe('SubnetManager', () => {
     expect(registry.storeLeases.has(lb.leaseId)).toBe(false);
   });
 });
+
+describe('SubnetManager.verify (the watch as a second loss detector)', () => {
+  it('re-acquires when our key vanishes from the watched set, and leaves a matching set alone', async () => {
+    const { registry, make } = setup();
+    const m = make('198.18.0.11');
+    const first = await m.acquire();
+    m.verify((await registry.list()).leases);
+    expect(m.current()).toBe(first);
+    registry.deleteRaw(leaseKey(PREFIX, first.subnet));
+    m.verify((await registry.list()).leases);
+    await flush();
+    await flush();
+    const now = m.current()!;
+    expect(formatCidr(now.subnet)).toBe(formatCidr(first.subnet));
+    expect(now.leaseId).not.toBe(first.leaseId);
+    expect(registry.storeLeases.has(first.leaseId)).toBe(false);
+  });
+
+  it('re-acquires elsewhere when another host rewrote our key', async () => {
+    const { registry, make } = setup();
+    const m = make('198.18.0.11');
+    const first = await m.acquire();
+    registry.putRaw(leaseKey(PREFIX, first.subnet), encodeLeaseAttrs({ publicIP: '198.18.0.99', backendType: 'vxlan', backendData: {} }));
+    m.verify((await registry.list()).leases);
+    await flush();
+    await flush();
+    expect(formatCidr(m.current()!.subnet)).not.toBe(formatCidr(first.subnet));
+  });
+});
