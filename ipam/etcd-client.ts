@@ -21,29 +21,29 @@ function readTlsFile(flag: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (e) {
-    throw new WeftError('INVALID_CONFIG', `${flag} ${path}: cannot read it (${(e as Error).message})`, { field: flag });
+    throw new WeftError('INVALID_ARGUMENT', `${flag} ${path}: cannot read it (${(e as Error).message})`, { field: flag });
   }
 }
 
 export function createEtcdClient(opts: EtcdOptions): Etcd3 {
   if (opts.endpoints.length === 0) {
-    throw new WeftError('INVALID_CONFIG', '--etcd-endpoints: at least one endpoint is required', { field: '--etcd-endpoints' });
+    throw new WeftError('INVALID_ARGUMENT', '--etcd-endpoints: at least one endpoint is required', { field: '--etcd-endpoints' });
   }
   const hosts = opts.endpoints.map((e) => {
     let url: URL;
     try {
       url = new URL(e);
     } catch {
-      throw new WeftError('INVALID_CONFIG', `--etcd-endpoints: "${e}" is not a URL such as http://127.0.0.1:2379`, { field: '--etcd-endpoints' });
+      throw new WeftError('INVALID_ARGUMENT', `--etcd-endpoints: "${e}" is not a URL such as http://127.0.0.1:2379`, { field: '--etcd-endpoints' });
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new WeftError('INVALID_CONFIG', `--etcd-endpoints: "${e}" must start with http:// or https://`, { field: '--etcd-endpoints' });
+      throw new WeftError('INVALID_ARGUMENT', `--etcd-endpoints: "${e}" must start with http:// or https://`, { field: '--etcd-endpoints' });
     }
     return `${url.protocol}//${url.host}`;
   });
   const tls = opts.caFile !== undefined || opts.certFile !== undefined || opts.keyFile !== undefined;
   if ((opts.certFile === undefined) !== (opts.keyFile === undefined)) {
-    throw new WeftError('INVALID_CONFIG', '--etcd-certfile and --etcd-keyfile go together: give both or neither', { field: '--etcd-certfile' });
+    throw new WeftError('INVALID_ARGUMENT', '--etcd-certfile and --etcd-keyfile go together: give both or neither', { field: '--etcd-certfile' });
   }
   const callTimeoutMs = opts.callTimeoutMs ?? 5000;
   const options: IOptions = {
@@ -56,7 +56,7 @@ export function createEtcdClient(opts: EtcdOptions): Etcd3 {
   };
   if (tls) {
     if (opts.caFile === undefined) {
-      throw new WeftError('INVALID_CONFIG', '--etcd-cafile is required with client certificates: it is how weft trusts etcd', { field: '--etcd-cafile' });
+      throw new WeftError('INVALID_ARGUMENT', '--etcd-cafile is required with client certificates: it is how weft trusts etcd', { field: '--etcd-cafile' });
     }
     options.credentials = {
       rootCertificate: readTlsFile('--etcd-cafile', opts.caFile),

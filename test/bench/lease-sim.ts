@@ -1,0 +1,72 @@
+// Simulated hosts for the lease benchmark, run inside a lab host (where etcd
+// is reachable): N SubnetManagers acquire concurrently through one etcd
+// client, then, as the baseline, N bare create-if-absent transactions of the
+// same size are made under another prefix. Prints one JSON line of timings.
+// Usage: node lease-sim.js --etcd URL --count N --prefix P
+
+import { pino } from 'pino';
+import { systemClock } from '../../ipam/clock.js';
+import { createEtcdClient } from '../../ipam/etcd-client.js';
+import { EtcdSubnetRegistry } from '../../ipam/etcd-registry.js';
+import { encodeLeaseAttrs } from '../../ipam/lease-codec.js';
+import { parseNetworkConfig } from '../../ipam/network-config.js';
+import { SubnetManager } from '../../ipam/subnet-manager.js';
+import { percentile } from './types.js';
+
+function arg(name: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? process.argv[i + 1] : undefined;
+  if (v === undefined) throw new Error(`--${name} is required`);
+  return v;
+}
+
+const etcd = arg('etcd');
+const count = Number(arg('count'));
+const prefix = arg('prefix');
+const client = createEtcdClient({ endpoints: [etcd], callTimeoutMs: 60_000 });
+const registry = new EtcdSubnetRegistry(client, prefix, [etcd]);
+const config = parseNetworkConfig(await registry.getConfig());
+const log = pino({ level: 'silent' });
+
+const latencies: number[] = [];
+const t0 = performance.now();
+const managers = Array.from({ length: count }, (_, i) =>
+  new SubnetManager({
+    registry,
+    clock: systemClock,
+    log,
+    random: Math.random,
+    config,
+    attrs: { publicIP: `198.19.${i >> 8}.${i & 255}`, backendType: 'vxlan', backendData: { VtepMAC: '02:00:00:00:00:01' } },
+    ttlSeconds: 600,
+  }),
+);
+const subnets = await Promise.all(
+  managers.map(async (m) => {
+    const s = performance.now();
+    const l = await m.acquire();
+    latencies.push(performance.now() - s);
+    return `${l.subnet.addr}/${l.subnet.len}`;
+  }),
+);
+const weftMs = performance.now() - t0;
+const distinct = new Set(subnets).size;
+
+// Baseline: the same number of create-if-absent writes of a lease-sized value, no choosing.
+const lease = client.lease(600);
+const id = await lease.grant();
+const value = encodeLeaseAttrs({ publicIP: '198.19.0.1', backendType: 'vxlan', backendData: { VtepMAC: '02:00:00:00:00:01' } });
+const b0 = performance.now();
+await Promise.all(
+  Array.from({ length: count }, (_, i) => {
+    const key = `/bench-baseline/subnets/10.${i >> 8}.${i & 255}.0-24`;
+    return client.if(key, 'Create', '==', 0).then(client.put(key).value(value).lease(id)).commit();
+  }),
+);
+const baselineMs = performance.now() - b0;
+latencies.sort((a, b) => a - b);
+console.log(JSON.stringify({ count, distinct, weftMs, baselineMs, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }));
+for (const m of managers) m.stop();
+lease.release();
+client.close();
+process.exit(0);
