@@ -23,7 +23,8 @@ export function leasesTable(list: LeaseList): string {
       l.attrs.publicIP,
       l.attrs.backendType,
       typeof l.attrs.backendData['VtepMAC'] === 'string' ? (l.attrs.backendData['VtepMAC'] as string) : '-',
-      l.leaseId,
+      // Hex, as etcdctl prints lease IDs (`etcdctl lease timetolive <id>`).
+      l.leaseId === '0' ? '-' : BigInt(l.leaseId).toString(16),
     ]);
   const header = ['SUBNET', 'PUBLIC-IP', 'BACKEND', 'VTEP-MAC', 'ETCD-LEASE'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

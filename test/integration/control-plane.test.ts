@@ -184,6 +184,25 @@ describe('network config', () => {
     await agent.proc.stop();
   });
 
+  it('/readyz answers 503 naming what it waits for until the lease is held, then 200; /healthz 200 throughout', async () => {
+    const h = lab.hosts[0]!;
+    const get = async (path: string): Promise<{ status: number; body: string }> => {
+      const js = `fetch('http://127.0.0.1:8471${path}').then(async (r) => console.log(JSON.stringify({ status: r.status, body: await r.text() })), (e) => console.log(JSON.stringify({ status: 0, body: String(e) })))`;
+      return JSON.parse((await h.exec([process.execPath, '-e', js])).stdout) as { status: number; body: string };
+    };
+    const agent = await startAgent(h, { dir: join(lab.tmpDir, 'health'), etcd: ETCD, args: ['--iface', 'eth0', '--etcd-prefix', '/health/network', '--healthz-listen', '127.0.0.1:8471'] });
+    await agent.waitFor((s) => s.waitingFor.includes('subnet lease'), 'the agent to wait for its config');
+    const waiting = await get('/readyz');
+    expect(waiting.status).toBe(503);
+    expect(JSON.parse(waiting.body)).toMatchObject({ ready: false, waitingFor: expect.arrayContaining(['subnet lease']) });
+    expect((await get('/healthz')).status).toBe(200);
+    await etcdctl(h, ['put', '/health/network/config', '{"Network":"10.77.0.0/16"}']);
+    await agent.ready(30_000);
+    expect(await get('/readyz')).toMatchObject({ status: 200 });
+    expect((await get('/nope')).status).toBe(404);
+    await agent.proc.stop();
+  });
+
   it('`weft agent` with a bad flag exits 2 naming it, and changes nothing', async () => {
     const r = await weft(lab.hosts[0]!, ['agent', '--lease-ttl', 'soon']);
     expect(r.code).toBe(2);
