@@ -9,6 +9,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          // Unit tests first: they fail fast and need no root.
+          sequence: { groupOrder: 0 },
           testTimeout: 10_000,
         },
       },
@@ -16,6 +18,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          sequence: { groupOrder: 1 },
           // Removes lab namespaces and processes left by crashed earlier runs.
           globalSetup: ['test/integration/global-setup.ts'],
           testTimeout: 120_000,

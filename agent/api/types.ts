@@ -15,3 +15,71 @@ export interface AgentStatus {
   readonly revision: number;
   readonly leases: { subnet: string; publicIP: string; backendType: string }[];
 }
+
+// ---- attachments (POST /v1/attach, /v1/detach, /v1/check; GET /v1/attachments)
+
+export interface AttachRequest {
+  readonly containerId: string;
+  /** Default eth0. */
+  readonly ifname?: string;
+  /** Path of the container's network namespace; or `pid` (→ /proc/PID/ns/net). */
+  readonly netns?: string;
+  readonly pid?: number;
+  /** A human name (container name), shown by `weft ps`. */
+  readonly name?: string;
+  readonly mac?: string;
+  /** A specific address of the host subnet ("10.42.7.9"); default: the next free one. */
+  readonly ip?: string;
+}
+
+export interface AttachmentRoute {
+  readonly dst: string;
+  readonly gw: string;
+}
+
+export interface Attachment {
+  readonly containerId: string;
+  readonly ifname: string;
+  readonly netns: string;
+  readonly name?: string;
+  /** "10.42.7.2/24" */
+  readonly ip: string;
+  readonly gateway: string;
+  readonly mac: string;
+  readonly mtu: number;
+  readonly hostIfName: string;
+  readonly routes: readonly AttachmentRoute[];
+  readonly dns?: { readonly nameservers: readonly string[] };
+  /** ISO time of the attach. */
+  readonly createdAt: string;
+}
+
+export interface DetachRequest {
+  readonly containerId: string;
+  readonly ifname?: string;
+}
+
+export interface DetachReply {
+  readonly containerId: string;
+  readonly ifname: string;
+  /** The address given back, when one was reserved. */
+  readonly released?: string;
+}
+
+export interface CheckReply {
+  readonly ok: boolean;
+  /** What is missing or wrong, in words (empty when ok). */
+  readonly missing: string[];
+  readonly attachment: Attachment;
+}
+
+export interface ListedAttachment extends Attachment {
+  /** Its address belongs to a subnet this host no longer holds (lease lost): detach and attach again. */
+  readonly stale: boolean;
+}
+
+export interface AttachmentList {
+  /** The host subnet now held, if any. */
+  readonly subnet?: string;
+  readonly attachments: ListedAttachment[];
+}
