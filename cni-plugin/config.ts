@@ -50,6 +50,8 @@ const KNOWN_KEYS = new Set([
   'name',
   'type',
   'runDir',
+  // Read by the weft-cni relay (its deadline for the agent's answer); validated here too.
+  'timeoutSeconds',
   'mtu',
   'dns',
   'ipam',
@@ -80,6 +82,7 @@ export function parseConfig(stdin: string, command: CniCommand, opts: ConfigOpti
   if (type !== expected) throw invalidConfig('type', `is ${JSON.stringify(type)}, this plugin is ${JSON.stringify(expected)}`);
 
   rejectUnsupportedKeys(conf);
+  checkTimeoutSeconds(conf);
   const runtime = parseRuntimeConfig(conf);
   const prev = conf['prevResult'];
   const dns = json.optObject(conf, 'dns', '');
@@ -175,6 +178,11 @@ function parseRunDir(conf: JsonObject): string {
   const dir = json.optString(conf, 'runDir', '') ?? DEFAULT_RUN_DIR;
   if (!dir.startsWith('/')) throw invalidConfig('runDir', `${JSON.stringify(dir)} is not an absolute path`);
   return dir;
+}
+
+function checkTimeoutSeconds(conf: JsonObject): void {
+  const t = json.optInteger(conf, 'timeoutSeconds', '');
+  if (t !== undefined && (t < 1 || t > 300)) throw invalidConfig('timeoutSeconds', `${t} is outside 1..300`);
 }
 
 function parseMtu(conf: JsonObject): number | undefined {

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds weft's native addon (native/build/Release/weft_native.node) from
+# Builds weft's native addon (native/build/Release/weft_native.node) and the
+# CNI relay executable (native/build/weft-cni) from
 # source, offline. node-gyp would otherwise try to download Node's headers;
 # we point it at the headers of the node that runs us (Debian's nodejs ships
 # them in <prefix>/include/node), and use npm's own bundled node-gyp so the
@@ -19,4 +20,6 @@ if [ ! -f "$gyp" ]; then
   echo "weft: node-gyp not found (neither in node_modules nor bundled with npm)" >&2
   exit 1
 fi
-exec node "$gyp" rebuild --directory "$here" --nodedir="$prefix" --loglevel=warn
+node "$gyp" rebuild --directory "$here" --nodedir="$prefix" --loglevel=warn
+# The CNI plugin executable: a small C relay to the agent (see its header).
+cc -O2 -Wall -Wextra -Werror -o "$here/build/weft-cni" "$here/../cni-plugin/relay/weft-cni.c"

@@ -11,6 +11,14 @@ import type { Logger } from 'pino';
 import { WeftError, isWeftError, type WeftErrorCode } from '../../ipam/errors.js';
 
 export type Handler = (body: unknown, query: URLSearchParams) => Promise<unknown>;
+
+/** A reply sent as it is (not as JSON), with extra headers: the CNI relay prints the body verbatim. */
+export class RawReply {
+  constructor(
+    readonly body: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {}
+}
 export type Routes = Readonly<Record<string, Handler>>;
 
 const HTTP_STATUS: Readonly<Record<WeftErrorCode, number>> = {
@@ -58,7 +66,10 @@ export async function startApiServer(socketPath: string, routes: Routes, log: Lo
     readBody(req)
       .then((body) => handler(body, url.searchParams))
       .then(
-        (value) => send(res, 200, value ?? {}),
+        (value) => {
+          if (value instanceof RawReply) res.writeHead(200, { 'content-type': 'application/octet-stream', ...value.headers }).end(value.body);
+          else send(res, 200, value ?? {});
+        },
         (e: unknown) => {
           const err = isWeftError(e) ? e : new WeftError('INTERNAL', (e as Error).message ?? String(e));
           if (err.code === 'INTERNAL') log.error({ err: (e as Error).stack, path: url.pathname }, 'API call failed');

@@ -1,0 +1,252 @@
+/*
+ * weft-cni: the CNI plugin executable, a relay. A runtime starts it once per
+ * container operation and waits for it, so it must start in milliseconds;
+ * Node alone needs ~100 ms. All protocol logic (parsing, validation, result
+ * shapes, CNI errors) lives in the agent, in TypeScript (the .ts files of cni-plugin/).
+ * This program only:
+ *   1. reads the network config from stdin and the CNI_* environment,
+ *   2. finds the agent's socket from the config's top-level "runDir"
+ *      (default /run/weft) and its deadline from "timeoutSeconds" (default 10),
+ *   3. POSTs {"env":{...},"stdin":"..."} to /v1/cni over <runDir>/weft.sock,
+ *   4. prints the reply body on stdout and exits with the code in the
+ *      X-Weft-Exit-Code header.
+ * When the agent cannot be reached or does not answer in time it prints CNI
+ * error 11 ("try again later") itself, so a hung agent never hangs kubelet.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MAX_INPUT (4 << 20)
+
+struct buf { char *p; size_t len, cap; };
+
+static void put(struct buf *b, const char *s, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    b->cap = (b->len + n + 1) * 2;
+    b->p = realloc(b->p, b->cap);
+    if (!b->p) abort();
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = 0;
+}
+static void puts_(struct buf *b, const char *s) { put(b, s, strlen(s)); }
+
+static void put_json_string(struct buf *b, const char *s, size_t n) {
+  puts_(b, "\"");
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    char esc[8];
+    if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; put(b, esc, 2); }
+    else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); puts_(b, esc); }
+    else put(b, (const char *)&c, 1);
+  }
+  puts_(b, "\"");
+}
+
+/* --- a minimal scanner for two top-level keys of the config ------------- */
+
+static const char *ws(const char *p, const char *e) {
+  while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+  return p;
+}
+/* Skips a JSON string starting at '"'; returns the position after it, or NULL. */
+static const char *skip_string(const char *p, const char *e) {
+  for (p++; p < e; p++) {
+    if (*p == '\\') p++;
+    else if (*p == '"') return p + 1;
+  }
+  return NULL;
+}
+/* Skips any JSON value; nested containers are tracked by depth, strings honoured. */
+static const char *skip_value(const char *p, const char *e) {
+  p = ws(p, e);
+  if (p >= e) return NULL;
+  if (*p == '"') return skip_string(p, e);
+  if (*p == '{' || *p == '[') {
+    int depth = 0;
+    for (; p < e; p++) {
+      if (*p == '"') { p = skip_string(p, e); if (!p) return NULL; p--; }
+      else if (*p == '{' || *p == '[') depth++;
+      else if (*p == '}' || *p == ']') { if (--depth == 0) return p + 1; }
+    }
+    return NULL;
+  }
+  while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') p++;
+  return p;
+}
+/* Finds top-level key `key` and points val, vlen at its raw value text. Returns 1 if found. */
+static int find_key(const char *s, size_t n, const char *key, const char **val, size_t *vlen) {
+  const char *p = ws(s, s + n), *e = s + n;
+  if (p >= e || *p != '{') return 0;
+  p++;
+  for (;;) {
+    p = ws(p, e);
+    if (p >= e || *p != '"') return 0;
+    const char *k = p + 1, *ke = skip_string(p, e);
+    if (!ke) return 0;
+    p = ws(ke, e);
+    if (p >= e || *p != ':') return 0;
+    p = ws(p + 1, e);
+    const char *ve = skip_value(p, e);
+    if (!ve) return 0;
+    if ((size_t)(ke - 1 - k) == strlen(key) && memcmp(k, key, strlen(key)) == 0) {
+      *val = p; *vlen = (size_t)(ve - p);
+      return 1;
+    }
+    p = ws(ve, e);
+    if (p < e && *p == ',') { p++; continue; }
+    return 0;
+  }
+}
+/* A plain string value (no escapes needed for paths and versions) into out. */
+static int string_value(const char *v, size_t n, char *out, size_t cap) {
+  if (n < 2 || v[0] != '"' || v[n - 1] != '"' || n - 2 >= cap || memchr(v + 1, '\\', n - 2)) return 0;
+  memcpy(out, v + 1, n - 2);
+  out[n - 2] = 0;
+  return 1;
+}
+
+/* --- errors ------------------------------------------------------------- */
+
+static char cni_version[32] = "1.1.0";
+
+static void fail(int code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  struct buf b = {0};
+  puts_(&b, "{\"cniVersion\":");
+  put_json_string(&b, cni_version, strlen(cni_version));
+  char num[32];
+  snprintf(num, sizeof num, ",\"code\":%d,\"msg\":", code);
+  puts_(&b, num);
+  put_json_string(&b, msg, strlen(msg));
+  puts_(&b, ",\"details\":\"\"}\n");
+  fwrite(b.p, 1, b.len, stdout);
+  exit(1);
+}
+
+static long ms_left(const struct timespec *deadline) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/* Waits for fd to be ready for `events` before the deadline; 0 on time-out. */
+static int wait_fd(int fd, short events, const struct timespec *deadline) {
+  for (;;) {
+    long left = ms_left(deadline);
+    if (left <= 0) return 0;
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int r = poll(&pfd, 1, (int)left);
+    if (r > 0) return 1;
+    if (r == 0) return 0;
+    if (errno != EINTR) return 0;
+  }
+}
+
+int main(void) {
+  struct buf in = {0};
+  char chunk[65536];
+  ssize_t r;
+  while ((r = read(0, chunk, sizeof chunk)) > 0) {
+    if (in.len + (size_t)r > MAX_INPUT) fail(6, "network config on stdin is larger than %d bytes", MAX_INPUT);
+    put(&in, chunk, (size_t)r);
+  }
+  if (!in.p) puts_(&in, "");
+
+  const char *v;
+  size_t vn;
+  char run_dir[200] = "/run/weft";
+  long timeout_s = 10;
+  if (find_key(in.p, in.len, "cniVersion", &v, &vn)) string_value(v, vn, cni_version, sizeof cni_version);
+  if (find_key(in.p, in.len, "runDir", &v, &vn) && !string_value(v, vn, run_dir, sizeof run_dir))
+    fail(7, "runDir must be a plain string path shorter than %zu bytes", sizeof run_dir);
+  if (find_key(in.p, in.len, "timeoutSeconds", &v, &vn)) {
+    char num[16] = {0};
+    memcpy(num, v, vn < 15 ? vn : 15);
+    timeout_s = strtol(num, NULL, 10);
+    if (timeout_s < 1 || timeout_s > 300) fail(7, "timeoutSeconds must be a whole number from 1 to 300");
+  }
+
+  struct buf body = {0};
+  puts_(&body, "{\"env\":{");
+  int first = 1;
+  for (char **e = environ; *e; e++) {
+    if (strncmp(*e, "CNI_", 4) != 0) continue;
+    const char *eq = strchr(*e, '=');
+    if (!eq) continue;
+    if (!first) puts_(&body, ",");
+    first = 0;
+    put_json_string(&body, *e, (size_t)(eq - *e));
+    puts_(&body, ":");
+    put_json_string(&body, eq + 1, strlen(eq + 1));
+  }
+  puts_(&body, "},\"stdin\":");
+  put_json_string(&body, in.p, in.len);
+  puts_(&body, "}");
+
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += timeout_s;
+
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/weft.sock", run_dir) >= sizeof addr.sun_path)
+    fail(7, "runDir %s is too long for a unix socket path", run_dir);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) fail(11, "try again later: cannot create a socket: %s", strerror(errno));
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS && errno != EAGAIN)
+    fail(11, "try again later: the weft agent is not reachable at %s (%s); is `weft agent --run-dir %s` running? check `weft status --run-dir %s`",
+         addr.sun_path, strerror(errno), run_dir, run_dir);
+
+  struct buf req = {0};
+  char head[256];
+  snprintf(head, sizeof head, "POST /v1/cni HTTP/1.0\r\nHost: weft\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n", body.len);
+  puts_(&req, head);
+  put(&req, body.p, body.len);
+  for (size_t off = 0; off < req.len;) {
+    if (!wait_fd(fd, POLLOUT, &deadline)) fail(11, "try again later: the weft agent at %s did not accept the request within %ld s", addr.sun_path, timeout_s);
+    ssize_t w = send(fd, req.p + off, req.len - off, MSG_NOSIGNAL);
+    if (w < 0 && errno != EAGAIN && errno != EINTR) fail(11, "try again later: sending to the weft agent failed: %s", strerror(errno));
+    if (w > 0) off += (size_t)w;
+  }
+
+  struct buf resp = {0};
+  for (;;) {
+    if (!wait_fd(fd, POLLIN, &deadline)) fail(11, "try again later: the weft agent at %s did not answer within %ld s", addr.sun_path, timeout_s);
+    r = recv(fd, chunk, sizeof chunk, 0);
+    if (r == 0) break;
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      fail(11, "try again later: reading the weft agent's answer failed: %s", strerror(errno));
+    }
+    if (resp.len + (size_t)r > MAX_INPUT) fail(999, "the weft agent's answer is larger than %d bytes", MAX_INPUT);
+    put(&resp, chunk, (size_t)r);
+  }
+  close(fd);
+
+  char *end = resp.p ? strstr(resp.p, "\r\n\r\n") : NULL;
+  if (!end) fail(999, "the weft agent sent a malformed answer");
+  *end = 0;
+  const char *hdr = strcasestr(resp.p, "\r\nX-Weft-Exit-Code:");
+  if (!hdr) fail(999, "the weft agent's answer lacks X-Weft-Exit-Code (is the agent a different version?)");
+  int code = atoi(hdr + strlen("\r\nX-Weft-Exit-Code:"));
+  const char *payload = end + 4;
+  fwrite(payload, 1, resp.len - (size_t)(payload - resp.p), stdout);
+  fflush(stdout);
+  return code;
+}
