@@ -27,6 +27,9 @@ export interface AttachRequest {
   readonly pid?: number;
   /** A human name (container name), shown by `weft ps`. */
   readonly name?: string;
+  /** The CNI network name when a runtime attached through CNI (CNI GC frees only its own). */
+  readonly network?: string;
+  readonly podNamespace?: string;
   readonly mac?: string;
   /** A specific address of the host subnet ("10.42.7.9"); default: the next free one. */
   readonly ip?: string;
@@ -42,6 +45,8 @@ export interface Attachment {
   readonly ifname: string;
   readonly netns: string;
   readonly name?: string;
+  readonly network?: string;
+  readonly podNamespace?: string;
   /** "10.42.7.2/24" */
   readonly ip: string;
   readonly gateway: string;

@@ -1,0 +1,204 @@
+// The attachment service: the one implementation behind `weft attach`, CNI
+// ADD/DEL/CHECK and Docker's Join/Leave. It orders three things that each
+// have their own module: the address pool (ipam/address-pool), the kernel
+// plumbing (encap/plumb) and the attachment records (./store).
+//
+// attach:  validate → reserve the address (on disk) → plumb → record → reply.
+//          A plumbing failure releases the address, so a failed attach leaves
+//          neither a veth nor a reservation.
+// detach:  release the address FIRST, unconditionally, then delete the veth,
+//          then the record. Idempotent: an unknown attachment is a success, and
+//          it works when the namespace is already gone. Releasing first means a
+//          crash half-way leaks at most a veth (found again by its
+//          deterministic name), never an address.
+//
+// A duplicate attach for the same (containerId, ifname) — a retried ADD —
+// returns the existing attachment unchanged if it is still intact (same
+// namespace, every piece CHECK looks at present, address in the current
+// subnet, and no different ip/mac asked for). Otherwise the new request wins:
+// whatever is left of the old one (its veth, found by its name, which is a hash
+// of the key) is deleted and the pair is made again, keeping the key's address
+// when it is still valid. This makes a retry after a crash (between "plumb" and
+// "record", or half-way through a detach) converge instead of failing with
+// "File exists", and a container restarted into a new namespace without a DEL
+// gets working networking rather than a CONFLICT.
+//
+// Operations on the same key are serialised (a per-key lock); different keys
+// run in parallel, the pool serialising only the address choice.
+
+import type { Logger } from 'pino';
+import { formatCidr, formatIp } from '../../ipam/cidr.js';
+import { WeftError } from '../../ipam/errors.js';
+import { type AddressPool, gatewayOf } from '../../ipam/address-pool.js';
+import type { Cidr } from '../../ipam/types.js';
+import type { Plumbed, PlumbSpec } from '../../encap/plumb.js';
+import { hostIfNameFor } from '../../encap/plumb.js';
+import type { Attachment, AttachmentList, CheckReply, DetachReply } from '../api/types.js';
+import { type AttachmentStore, keyString } from './store.js';
+import { type AttachmentKey, type AttachParams, parseAttachRequest, parseDetachRequest } from './validate.js';
+
+/** What the service needs from the host: the subnet it holds and the overlay MTU. */
+export interface HostNetwork {
+  readonly subnet: Cidr;
+  readonly mtu: number;
+}
+
+export type PlumbRequest = Omit<PlumbSpec, 'hostNetlink'>;
+
+/** The kernel side, as an interface so the service is unit-tested with a fake. */
+export interface Plumber {
+  assertNetns(path: string): Promise<void>;
+  plumb(spec: PlumbRequest): Promise<Plumbed>;
+  /** Idempotent; false when there was nothing to delete. */
+  unplumb(hostIfName: string): Promise<boolean>;
+  /** What is missing (empty when intact). */
+  inspect(spec: Omit<PlumbRequest, 'mac'>): Promise<string[]>;
+}
+
+export interface AttachmentServiceOptions {
+  readonly pool: AddressPool;
+  readonly store: AttachmentStore;
+  readonly plumber: Plumber;
+  /** undefined until the agent holds a subnet lease. */
+  readonly network: () => HostNetwork | undefined;
+  /** Default weft0. */
+  readonly bridge?: string;
+  readonly log: Logger;
+  readonly now?: () => Date;
+}
+
+export const DEFAULT_BRIDGE = 'weft0';
+
+export class AttachmentService {
+  private readonly bridge: string;
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly o: AttachmentServiceOptions) {
+    this.bridge = o.bridge ?? DEFAULT_BRIDGE;
+  }
+
+  /** Runs fn after every earlier operation on the same key; the map holds only keys in use. */
+  private withKey<T>(k: AttachmentKey, fn: () => Promise<T>): Promise<T> {
+    const id = keyString(k);
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(id, tail);
+    void tail.then(() => {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    });
+    return run;
+  }
+
+  private requireNetwork(): HostNetwork {
+    const net = this.o.network();
+    if (net === undefined) throw new WeftError('UNAVAILABLE', 'the agent holds no subnet lease yet; try again in a moment');
+    return net;
+  }
+
+  private spec(a: Pick<Attachment, 'netns' | 'ifname' | 'ip' | 'gateway' | 'mtu' | 'hostIfName'>): Omit<PlumbRequest, 'mac'> {
+    const [ip, len] = a.ip.split('/');
+    return { netnsPath: a.netns, ifname: a.ifname, address: { ip: ip!, prefixLen: Number(len) }, gateway: a.gateway, mtu: a.mtu, bridge: this.bridge, hostIfName: a.hostIfName };
+  }
+
+  attach(body: unknown): Promise<Attachment> {
+    const req = parseAttachRequest(body);
+    return this.withKey(req, () => this.attachLocked(req));
+  }
+
+  private async attachLocked(req: AttachParams): Promise<Attachment> {
+    const net = this.requireNetwork();
+    // Before reserving: a namespace that is not there must cost nothing.
+    await this.o.plumber.assertNetns(req.netns);
+    const log = this.o.log.child({ containerId: req.containerId, ifname: req.ifname });
+    const existing = this.o.store.get(req);
+    if (existing !== undefined && (await this.intact(existing, req, net))) {
+      log.debug('attach: already attached and intact');
+      return existing;
+    }
+    const { reservation, fresh } = await this.o.pool.allocate(net.subnet, req, req.ip);
+    const hostIfName = hostIfNameFor(req.containerId, req.ifname);
+    const gateway = formatIp(gatewayOf(net.subnet));
+    const ip = `${reservation.ip}/${net.subnet.len}`;
+    let plumbed = false;
+    try {
+      // The name is derived from this key (whose lock we hold), so a link by that name is a leftover
+      // of this key: a crash before the record or during a detach, or an attachment being replaced.
+      if (await this.o.plumber.unplumb(hostIfName)) log.info({ hostIfName, fresh }, 'deleted a leftover veth of this attachment');
+      const spec = this.spec({ netns: req.netns, ifname: req.ifname, ip, gateway, mtu: net.mtu, hostIfName });
+      const { mac } = await this.o.plumber.plumb({ ...spec, ...(req.mac ? { mac: req.mac } : {}) });
+      plumbed = true;
+      const attachment: Attachment = {
+        containerId: req.containerId,
+        ifname: req.ifname,
+        netns: req.netns,
+        ...(req.name ? { name: req.name } : {}),
+        ...(req.network ? { network: req.network } : {}),
+        ...(req.podNamespace ? { podNamespace: req.podNamespace } : {}),
+        ip,
+        gateway,
+        mac,
+        mtu: net.mtu,
+        hostIfName,
+        routes: [{ dst: '0.0.0.0/0', gw: gateway }],
+        createdAt: (this.o.now?.() ?? new Date()).toISOString(),
+      };
+      await this.o.store.put(attachment);
+      log.info({ ip, hostIfName, netns: req.netns }, 'attached');
+      return attachment;
+    } catch (e) {
+      log.warn({ err: (e as Error).message, ip }, 'attach failed; undoing');
+      // Undo in the detach order: the address first, so nothing is ever leaked that could be handed out twice.
+      await this.o.pool.release(req).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cannot release the address of a failed attach'));
+      // plumb() undoes its own partial work; a veth of that name it did not make (EEXIST) is not ours to delete.
+      if (plumbed) await this.o.plumber.unplumb(hostIfName).catch(() => undefined);
+      await this.o.store.delete(req).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Whether a recorded attachment answers this request as is (see the header). */
+  private async intact(a: Attachment, req: AttachParams, net: HostNetwork): Promise<boolean> {
+    if (a.netns !== req.netns || a.mtu !== net.mtu) return false;
+    if (!a.ip.endsWith(`/${net.subnet.len}`) || this.o.pool.get(req)?.subnet !== formatCidr(net.subnet)) return false;
+    if (req.ip !== undefined && a.ip !== `${formatIp(req.ip)}/${net.subnet.len}`) return false;
+    if (req.mac !== undefined && a.mac !== req.mac) return false;
+    return (await this.o.plumber.inspect(this.spec(a))).length === 0;
+  }
+
+  detach(body: unknown): Promise<DetachReply> {
+    const key = parseDetachRequest(body);
+    return this.withKey(key, async () => {
+      const released = await this.o.pool.release(key);
+      const record = this.o.store.get(key);
+      const deleted = await this.o.plumber.unplumb(record?.hostIfName ?? hostIfNameFor(key.containerId, key.ifname));
+      await this.o.store.delete(key);
+      this.o.log.info({ ...key, released: released?.ip, vethDeleted: deleted }, record || released ? 'detached' : 'detach: nothing attached');
+      return { ...key, ...(released ? { released: released.ip } : {}) };
+    });
+  }
+
+  check(body: unknown): Promise<CheckReply> {
+    const key = parseDetachRequest(body);
+    return this.withKey(key, async () => {
+      const a = this.o.store.get(key);
+      if (a === undefined) {
+        throw new WeftError('NOT_FOUND', `container ${key.containerId} has no attachment ${key.ifname}`, { ...key });
+      }
+      const missing = await this.o.plumber.inspect(this.spec(a));
+      const net = this.o.network();
+      const held = this.o.pool.get(key);
+      if (held === undefined || `${held.ip}/${held.subnet.split('/')[1]}` !== a.ip) missing.push(`address reservation for ${a.ip}`);
+      else if (net === undefined || held.subnet !== formatCidr(net.subnet)) missing.push(`${a.ip} in the host's current subnet`);
+      return { ok: missing.length === 0, missing, attachment: a };
+    });
+  }
+
+  list(): AttachmentList {
+    const net = this.o.network();
+    const current = net === undefined ? undefined : formatCidr(net.subnet);
+    const attachments = this.o.store.list().map((a) => ({ ...a, stale: current === undefined || this.o.pool.get(a)?.subnet !== current }));
+    attachments.sort((a, b) => a.containerId.localeCompare(b.containerId) || a.ifname.localeCompare(b.ifname));
+    return { ...(current ? { subnet: current } : {}), attachments };
+  }
+}

@@ -1,0 +1,141 @@
+// Validation of attachment requests, before anything is reserved or made: a
+// request that reaches the pool is well-formed. Pure (no I/O), so every rule
+// and message is unit-tested; messages name the field, as the API, the CLI and
+// the CNI plugin all show them to a person.
+//
+// Shared with the CLI for the default container ID, so `weft attach --netns X`
+// and a later `weft detach --netns X` name the same attachment.
+
+import { createHash } from 'node:crypto';
+import { parseIp } from '../../ipam/cidr.js';
+import { WeftError } from '../../ipam/errors.js';
+
+export const DEFAULT_IFNAME = 'eth0';
+
+export interface AttachParams {
+  readonly containerId: string;
+  readonly ifname: string;
+  readonly netns: string;
+  readonly name?: string;
+  /** The CNI network the runtime attached through (so CNI GC frees only its own); absent for `weft attach`. */
+  readonly network?: string;
+  /** Kubernetes namespace of the pod (K8S_POD_NAMESPACE), kept for DNS names. */
+  readonly podNamespace?: string;
+  readonly mac?: string;
+  readonly ip?: number;
+}
+
+export interface AttachmentKey {
+  readonly containerId: string;
+  readonly ifname: string;
+}
+
+// CNI's rule for container IDs (alphanumeric first, then also _ . -), bounded.
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
+// IFNAMSIZ is 16 with the NUL; the kernel refuses '/', ':', whitespace, "." and "..".
+const IFNAME = /^[^/:\s]{1,15}$/;
+const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+
+function invalid(field: string, message: string, value?: unknown): WeftError {
+  return new WeftError('INVALID_ARGUMENT', `${field}: ${message}`, { field, ...(value === undefined ? {} : { value }) });
+}
+
+function optionalString(o: Record<string, unknown>, field: string): string | undefined {
+  const v = o[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw invalid(field, `must be a string, got ${typeof v}`, v);
+  return v;
+}
+
+function asObject(body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new WeftError('INVALID_ARGUMENT', 'request body must be a JSON object');
+  }
+  return body as Record<string, unknown>;
+}
+
+export function netnsOfPid(pid: number): string {
+  return `/proc/${pid}/ns/net`;
+}
+
+/** Checks containerId and ifname (default eth0): the key of an attachment. */
+export function parseKey(o: Record<string, unknown>): AttachmentKey {
+  const containerId = optionalString(o, 'containerId');
+  if (containerId === undefined || containerId === '') throw invalid('containerId', 'is required');
+  if (!CONTAINER_ID.test(containerId)) {
+    throw invalid('containerId', `"${containerId}" must be 1-256 letters, digits, _ . - (starting with a letter or digit)`, containerId);
+  }
+  const ifname = optionalString(o, 'ifname') ?? DEFAULT_IFNAME;
+  if (!IFNAME.test(ifname) || ifname === '.' || ifname === '..') {
+    throw invalid('ifname', `"${ifname}" is not a valid interface name (1-15 characters, no '/', ':' or spaces)`, ifname);
+  }
+  return { containerId, ifname };
+}
+
+export function parseAttachRequest(body: unknown): AttachParams {
+  const o = asObject(body);
+  const key = parseKey(o);
+  const netnsField = optionalString(o, 'netns');
+  const pid = o['pid'];
+  if ((netnsField === undefined || netnsField === '') === (pid === undefined || pid === null)) {
+    throw invalid('netns', 'give exactly one of netns (a path) or pid');
+  }
+  let netns: string;
+  if (netnsField !== undefined && netnsField !== '') {
+    if (!netnsField.startsWith('/')) throw invalid('netns', `"${netnsField}" must be an absolute path (e.g. /run/netns/NAME)`, netnsField);
+    netns = netnsField;
+  } else {
+    if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 1) throw invalid('pid', `${JSON.stringify(pid)} is not a process ID`, pid);
+    netns = netnsOfPid(pid);
+  }
+  const name = optionalString(o, 'name');
+  if (name !== undefined && name.length > 256) throw invalid('name', 'is longer than 256 characters');
+  const network = optionalString(o, 'network');
+  if (network !== undefined && network.length > 256) throw invalid('network', 'is longer than 256 characters');
+  const podNamespace = optionalString(o, 'podNamespace');
+  if (podNamespace !== undefined && podNamespace.length > 256) throw invalid('podNamespace', 'is longer than 256 characters');
+  const macText = optionalString(o, 'mac');
+  let mac: string | undefined;
+  if (macText !== undefined) {
+    mac = macText.toLowerCase();
+    if (!MAC.test(mac)) throw invalid('mac', `"${macText}" is not a MAC address (aa:bb:cc:dd:ee:ff)`, macText);
+    // Bit 0 of the first octet marks multicast: no interface may have such an address.
+    if ((parseInt(mac.slice(0, 2), 16) & 1) === 1) throw invalid('mac', `${macText} is a multicast address`, macText);
+  }
+  const ipText = optionalString(o, 'ip');
+  let ip: number | undefined;
+  if (ipText !== undefined) {
+    // A "/len" suffix is accepted when it is harmless: the pool decides the prefix.
+    try {
+      ip = parseIp(ipText.replace(/\/\d+$/, ''));
+    } catch {
+      throw invalid('ip', `"${ipText}" is not an IPv4 address`, ipText);
+    }
+  }
+  return {
+    ...key,
+    netns,
+    ...(name ? { name } : {}),
+    ...(network ? { network } : {}),
+    ...(podNamespace ? { podNamespace } : {}),
+    ...(mac ? { mac } : {}),
+    ...(ip !== undefined ? { ip } : {}),
+  };
+}
+
+export function parseDetachRequest(body: unknown): AttachmentKey {
+  return parseKey(asObject(body));
+}
+
+/**
+ * The container ID used when none is given: the namespace's name for
+ * /run/netns/NAME, `pid-PID` for a pid, else a hash of the path. Deterministic,
+ * so attach and detach by the same --netns/--pid agree.
+ */
+export function defaultContainerId(target: { netns?: string; pid?: number }): string {
+  if (target.pid !== undefined) return `pid-${target.pid}`;
+  const path = target.netns ?? '';
+  const m = /^\/(?:var\/)?run\/netns\/([^/]+)$/.exec(path);
+  if (m && CONTAINER_ID.test(m[1]!)) return m[1]!;
+  return `netns-${createHash('sha256').update(path).digest('hex').slice(0, 16)}`;
+}

@@ -1,0 +1,51 @@
+// How the agent (agent/commands/agent.ts) starts the attachment service: one
+// call that opens the host-side netlink socket, loads the address pool and
+// the attachment records from the state dir, and returns the API routes to
+// serve. Kept here so the daemon's wiring stays a few lines.
+//
+// `netnsPath` is for tests and the benchmark, which drive the service in a lab
+// host's namespace from the test process; the agent runs in its host's own.
+
+import type { Logger } from 'pino';
+import { AddressPool, fileStorage, poolFile } from '../../ipam/address-pool.js';
+import { openNetlink, type Netlink } from '../../encap/netlink/index.js';
+import { assertNetns, inspect, plumb, unplumb } from '../../encap/plumb.js';
+import { attachmentRoutes } from '../api/attachment-routes.js';
+import type { Routes } from '../api/server.js';
+import { AttachmentService, type HostNetwork, type Plumber } from './service.js';
+import { AttachmentStore } from './store.js';
+
+export interface StartAttachmentsOptions {
+  readonly stateDir: string;
+  readonly log: Logger;
+  /** The subnet held and the overlay MTU; undefined until the lease is held. */
+  readonly network: () => HostNetwork | undefined;
+  /** Default weft0. */
+  readonly bridge?: string;
+  /** The host namespace; default the agent's own. */
+  readonly netnsPath?: string;
+}
+
+export interface Attachments {
+  readonly routes: Routes;
+  readonly service: AttachmentService;
+  close(): void;
+}
+
+/** The real kernel side of the service, over one netlink socket in the host namespace. */
+export function netlinkPlumber(hostNetlink: Netlink): Plumber {
+  return {
+    assertNetns,
+    plumb: (spec) => plumb({ ...spec, hostNetlink }),
+    unplumb: (name) => unplumb(hostNetlink, name),
+    inspect: (spec) => inspect({ ...spec, hostNetlink }),
+  };
+}
+
+export async function startAttachments(o: StartAttachmentsOptions): Promise<Attachments> {
+  const [pool, store] = await Promise.all([AddressPool.open(fileStorage(poolFile(o.stateDir))), AttachmentStore.openDir(o.stateDir)]);
+  const hostNetlink = await openNetlink(o.netnsPath === undefined ? {} : { netnsPath: o.netnsPath });
+  const service = new AttachmentService({ pool, store, plumber: netlinkPlumber(hostNetlink), network: o.network, bridge: o.bridge, log: o.log });
+  o.log.info({ attachments: store.list().length, reservations: pool.list(undefined).length }, 'attachment state loaded');
+  return { routes: attachmentRoutes(service), service, close: () => hostNetlink.close() };
+}

@@ -1,0 +1,173 @@
+// Container plumbing: one veth pair per attachment, the container end inside
+// the container's network namespace (named as asked, with its address, the
+// overlay MTU and a default route via the bridge's gateway address), the host
+// end on the bridge `weft0`. Used by the attachment service (agent/attachments)
+// for `weft attach`, CNI ADD and Docker Join alike.
+//
+// Why this way:
+//   - The peer is created straight inside the target namespace with its final
+//     name (IFLA_NET_NS_FD on the peer), so no temporary name ever shows up on
+//     the host and there is no "move, then rename" window to clean up after.
+//   - The host end's name is a hash of (containerId, ifname): DEL and a retried
+//     ADD find it without any state, even after a crash before it was recorded.
+//   - All-or-nothing: once the host end exists, any later failure deletes it
+//     (which deletes its peer too), so a failed attach leaves nothing behind.
+//   - Deleting the host end is all DEL needs: it works when the container's
+//     namespace is already gone (its end vanished with it).
+// Never spawns `ip`; everything goes through encap/netlink.
+
+import { createHash } from 'node:crypto';
+import { statfs } from 'node:fs/promises';
+import { WeftError, isWeftError } from '../ipam/errors.js';
+import { type Netlink, isNotFound, openNetlink } from './netlink/index.js';
+
+/** statfs f_type of nsfs: what /run/netns/NAME and /proc/PID/ns/net resolve to. */
+const NSFS_MAGIC = 0x6e736673;
+const DEFAULT_ROUTE = '0.0.0.0/0';
+
+/** The host end's name: `vw` + 12 hex of a hash of the key, 14 chars (IFNAMSIZ allows 15). */
+export function hostIfNameFor(containerId: string, ifname: string): string {
+  return `vw${createHash('sha256').update(`${containerId}\0${ifname}`).digest('hex').slice(0, 12)}`;
+}
+
+/** Fails with NOT_FOUND / INVALID_ARGUMENT unless `path` is a network namespace. */
+export async function assertNetns(path: string): Promise<void> {
+  let type: number;
+  try {
+    type = (await statfs(path)).type;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new WeftError('NOT_FOUND', `network namespace ${path} does not exist`, { field: 'netns', netns: path });
+    }
+    throw new WeftError('INVALID_ARGUMENT', `network namespace ${path} cannot be opened: ${(e as Error).message}`, { field: 'netns', netns: path });
+  }
+  if (type !== NSFS_MAGIC) {
+    throw new WeftError('INVALID_ARGUMENT', `${path} is not a network namespace (not an nsfs mount)`, { field: 'netns', netns: path });
+  }
+}
+
+export interface PlumbSpec {
+  /** Netlink in the host's namespace (where the bridge lives). */
+  readonly hostNetlink: Netlink;
+  readonly netnsPath: string;
+  /** The container end's name inside the namespace, e.g. eth0. */
+  readonly ifname: string;
+  readonly address: { readonly ip: string; readonly prefixLen: number };
+  readonly gateway: string;
+  readonly mtu: number;
+  readonly mac?: string;
+  readonly bridge: string;
+  readonly hostIfName: string;
+}
+
+export interface Plumbed {
+  /** The container end's MAC (the one asked for, or the kernel's random one). */
+  readonly mac: string;
+}
+
+/** Prefixes a failure with what was being attached, keeping its code and details. */
+function during(spec: Pick<PlumbSpec, 'ifname' | 'netnsPath'>, e: unknown): WeftError {
+  const what = `attach ${spec.ifname} in ${spec.netnsPath}`;
+  if (isWeftError(e)) return new WeftError(e.code, `${what}: ${e.message}`, { ...e.details });
+  return new WeftError('INTERNAL', `${what}: ${(e as Error).message ?? String(e)}`);
+}
+
+async function inNetns<T>(netnsPath: string, fn: (nl: Netlink) => Promise<T>): Promise<T> {
+  const nl = await openNetlink({ netnsPath });
+  try {
+    return await fn(nl);
+  } finally {
+    nl.close();
+  }
+}
+
+/** Creates and configures the pair; all-or-nothing (see the header). */
+export async function plumb(spec: PlumbSpec): Promise<Plumbed> {
+  const { hostNetlink: host, ifname, hostIfName } = spec;
+  await assertNetns(spec.netnsPath);
+  if ((await host.getLink(spec.bridge)) === undefined) {
+    throw new WeftError('UNAVAILABLE', `bridge ${spec.bridge} does not exist yet: the data plane is not up; try again`, { bridge: spec.bridge });
+  }
+  try {
+    await host.createVeth({ name: hostIfName, mtu: spec.mtu, peerName: ifname, peerNetns: { path: spec.netnsPath }, peerMtu: spec.mtu, peerMac: spec.mac });
+  } catch (e) {
+    // Nothing of ours exists yet (EEXIST means someone else's link): nothing to undo.
+    throw during(spec, e);
+  }
+  try {
+    const [mac] = await settleAll([
+      inNetns(spec.netnsPath, async (nl) => {
+        await nl.addAddress(ifname, `${spec.address.ip}/${spec.address.prefixLen}`);
+        await nl.setUp(ifname);
+        await nl.setUp('lo');
+        await nl.addRoute({ dst: DEFAULT_ROUTE, gateway: spec.gateway, dev: ifname });
+        const link = await nl.getLink(ifname);
+        if (link?.mac === undefined) throw new WeftError('KERNEL', `${ifname} vanished from ${spec.netnsPath} while being configured`);
+        return link.mac;
+      }),
+      (async () => {
+        await host.setMaster(hostIfName, spec.bridge);
+        await host.setUp(hostIfName);
+      })(),
+    ]);
+    return { mac };
+  } catch (e) {
+    await unplumb(host, hostIfName).catch(() => undefined);
+    throw during(spec, e);
+  }
+}
+
+/** Promise.all that waits for every branch before rejecting, so the rollback never races a branch still at work. */
+async function settleAll<A, B>(ps: [Promise<A>, Promise<B>]): Promise<[A, B]> {
+  const [a, b] = await Promise.allSettled(ps);
+  if (a.status === 'rejected') throw a.reason;
+  if (b.status === 'rejected') throw b.reason;
+  return [a.value, b.value];
+}
+
+/** Deletes the host end (its peer goes with it). Idempotent: false when it was not there. */
+export async function unplumb(hostNetlink: Netlink, hostIfName: string): Promise<boolean> {
+  try {
+    await hostNetlink.deleteLink(hostIfName);
+    return true;
+  } catch (e) {
+    if (isNotFound(e)) return false;
+    throw e;
+  }
+}
+
+/** For CHECK: what of the attachment is missing or wrong (empty when intact). */
+export async function inspect(spec: Omit<PlumbSpec, 'mac' | 'mtu'> & { mtu?: number }): Promise<string[]> {
+  const missing: string[] = [];
+  const { hostNetlink: host, ifname, hostIfName } = spec;
+  const hostEnd = await host.getLink(hostIfName);
+  const bridge = await host.getLink(spec.bridge);
+  if (hostEnd === undefined) missing.push(`host end ${hostIfName}`);
+  else {
+    if (bridge === undefined || hostEnd.masterIndex !== bridge.index) missing.push(`${hostIfName} on bridge ${spec.bridge}`);
+    if (!hostEnd.up) missing.push(`${hostIfName} up`);
+  }
+  try {
+    await assertNetns(spec.netnsPath);
+  } catch {
+    return [...missing, `network namespace ${spec.netnsPath}`];
+  }
+  const cidr = `${spec.address.ip}/${spec.address.prefixLen}`;
+  await inNetns(spec.netnsPath, async (nl) => {
+    const link = await nl.getLink(ifname);
+    if (link === undefined) {
+      missing.push(`interface ${ifname}`);
+      return;
+    }
+    if (!link.up) missing.push(`${ifname} up`);
+    if (spec.mtu !== undefined && link.mtu !== spec.mtu) missing.push(`${ifname} mtu ${spec.mtu} (is ${link.mtu})`);
+    const addrs = await nl.listAddresses(link.index);
+    if (!addrs.some((a) => `${a.address}/${a.prefixLen}` === cidr)) missing.push(`address ${cidr} on ${ifname}`);
+    const routes = await nl.listRoutes();
+    if (!routes.some((r) => r.dst === DEFAULT_ROUTE && r.gateway === spec.gateway && r.dev === link.index)) {
+      missing.push(`default route via ${spec.gateway} dev ${ifname}`);
+    }
+  });
+  return missing;
+}
