@@ -18,11 +18,21 @@ export function overlayMtu(backend: BackendType, underlayMtu: number): number {
   return underlayMtu - ENCAP_OVERHEAD[backend];
 }
 
+/** What one reconcile pass did: kernel writes asked for, done, and those that failed. */
+export interface ReconcileSummary {
+  readonly ops: number;
+  readonly applied: number;
+  readonly failed: readonly { readonly op: string; readonly error: string }[];
+}
+
 export interface Backend {
   readonly type: BackendType;
   /** Data published in this host's lease (`BackendData`), e.g. `{VtepMAC}`; stable across restarts. */
   leaseData(): Promise<Record<string, unknown>>;
-  /** Makes the data plane match: `local` is this host's lease, `remotes` every other host's. */
-  reconcile(local: Lease, remotes: readonly Lease[]): Promise<void>;
+  /**
+   * Makes the data plane match: `local` is this host's lease, `remotes` every other host's.
+   * May resolve with a summary (the vxlan backend does) for logs, status and metrics.
+   */
+  reconcile(local: Lease, remotes: readonly Lease[]): Promise<ReconcileSummary | void>;
   close(): Promise<void>;
 }
