@@ -10,6 +10,7 @@ import { WeftError, isWeftError } from '../ipam/errors.js';
 import { parseNetworkConfig, serializeNetworkConfig } from '../ipam/network-config.js';
 import { formatCidr } from '../ipam/cidr.js';
 import { runAgent } from './commands/agent.js';
+import { attachmentCommands } from './commands/attach.js';
 import { leasesJson, leasesTable, skippedWarnings } from './commands/leases.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { formatHelp, parseArgs, type FlagSpec, type FlagValues } from './flags.js';
@@ -18,6 +19,7 @@ import { createLogger } from './log.js';
 import { readNetworkConfig } from './network-config-source.js';
 import { agentFlags, etcdFlags, etcdOptionsFrom, hostFlags } from './options.js';
 import { callAgent } from './api/client.js';
+import { cniInstallFlags, cniInstallOptionsFrom, installCni } from './cni-install.js';
 import type { AgentStatus } from './api/types.js';
 
 const VERSION = '0.1.0';
@@ -148,6 +150,17 @@ const commands: Record<string, Command> = {
         process.stdout.write(rows.map(([k, val]) => `${k.padEnd(12)} ${val}`).join('\n') + '\n');
       }
       return st.ready ? EXIT.OK : EXIT.UNAVAILABLE;
+    },
+  },
+  ...attachmentCommands,
+  'install-cni': {
+    usage: 'weft install-cni [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-conf-name NAME] [--cni-network-name NAME] [--run-dir DIR]',
+    summary: 'install the CNI plugin (as `weft`) and a conflist for runtimes (the agent does it itself with --install-cni)',
+    flags: [...cniInstallFlags, hostFlags.find((f) => f.name === 'run-dir')!],
+    run: async (v) => {
+      const r = await installCni(cniInstallOptionsFrom(v));
+      process.stderr.write(`installed ${r.plugin} and ${r.conflist}\n`);
+      return EXIT.OK;
     },
   },
   version: {

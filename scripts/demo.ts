@@ -1,11 +1,12 @@
 // The README's demo: three "hosts" made of network namespaces on this
-// machine, a local etcd, and a weft agent on each host. Shows the hosts
-// leasing distinct subnets and every agent seeing every lease. Everything
-// runs inside namespaces it creates; all is removed on exit or Ctrl-C.
+// machine, a local etcd, a weft agent on each host, and two containers per
+// host attached with `weft attach`. Shows the hosts leasing distinct subnets
+// and every container pinging every other across hosts through kernel VXLAN.
+// Everything runs inside namespaces it creates; all is removed on exit or Ctrl-C.
 // Usage: node dist/scripts/demo.js [--keep]   (--keep waits for Ctrl-C)
 
 import { join } from 'node:path';
-import { createLab, UNDERLAY_GATEWAY, type Lab } from '../test/lab/index.js';
+import { createLab, UNDERLAY_GATEWAY, type Lab, type LabContainer } from '../test/lab/index.js';
 import { startAgent, weft, type WeftAgent } from '../test/lab/weft.js';
 
 const HOSTS = 3;
@@ -46,6 +47,42 @@ async function main(): Promise<void> {
 
     step('weft leases');
     show('weft leases', (await weft(h1, ['leases', '--etcd-endpoints', etcd])).stdout);
+
+    step('two containers per host, attached with `weft attach`');
+    const containers: { c: LabContainer; ip: string; host: number }[] = [];
+    for (const [i, h] of lab.hosts.entries()) {
+      for (const label of ['web', 'db']) {
+        const c = await h.addContainer(`${label}${i + 1}`);
+        const r = await weft(h, ['attach', '--netns', c.netnsPath, '--name', `${label}${i + 1}`, '--run-dir', agents[i]!.runDir]);
+        if (r.code !== 0) throw new Error(`weft attach failed: ${r.stderr}`);
+        const ip = r.stdout.trim().split('/')[0]!;
+        containers.push({ c, ip, host: i + 1 });
+        console.log(`host ${i + 1}: container ${label}${i + 1} (${c.name}) got ${r.stdout.trim()}`);
+      }
+    }
+
+    step('every container pings every other (across hosts through VXLAN)');
+    let bad = 0;
+    await Promise.all(
+      containers.map(async (from) => {
+        for (const to of containers) {
+          if (to === from) continue;
+          const p = await from.c.exec(['ping', '-c', '1', '-W', '2', to.ip], { allowFail: true });
+          const ok = p.code === 0;
+          if (!ok) bad++;
+          const rtt = /time=([\d.]+ ms)/.exec(p.stdout)?.[1] ?? 'no reply';
+          console.log(`${(from.c.label ?? '').padEnd(4)} (host ${from.host}) -> ${(to.c.label ?? '').padEnd(4)} ${to.ip.padEnd(12)} (host ${to.host}): ${ok ? 'ok' : 'FAILED'} ${rtt}`);
+        }
+      }),
+    );
+    if (bad > 0) throw new Error(`${bad} of ${containers.length * (containers.length - 1)} pings failed`);
+    console.log(`all ${containers.length * (containers.length - 1)} pings answered`);
+
+    step('routes, neighbours and FDB on host 1 (programmed by weft over netlink)');
+    show('ip route', (await h1.exec(['ip', 'route'])).stdout);
+    show('ip neigh show dev weft.1', (await h1.exec(['ip', 'neigh', 'show', 'dev', 'weft.1'])).stdout);
+    show('bridge fdb show dev weft.1', (await h1.exec(['bridge', 'fdb', 'show', 'dev', 'weft.1'])).stdout);
+    show('weft ps', (await weft(h1, ['ps', '--run-dir', agents[0]!.runDir])).stdout);
 
     step('weft status (host 1)');
     show(`weft status --run-dir ${agents[0]!.runDir}`, (await weft(h1, ['status', '--run-dir', agents[0]!.runDir])).stdout);

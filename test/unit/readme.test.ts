@@ -11,6 +11,7 @@ describe('README', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     const m = /<!-- flags:begin[^>]*-->\n([\s\S]*?)\n<!-- flags:end -->/.exec(readme);
     expect(m, 'README lacks the flags:begin/flags:end markers').not.toBeNull();
+    // After changing a flag: npm run build && node dist/scripts/readme-flags.js
     expect(m![1]).toBe(formatMarkdownTable(agentFlags));
   });
 

@@ -1,0 +1,76 @@
+// The CNI protocol's view of the attachment service. cni-plugin/ validates
+// every call and shapes every result; this adapter only translates its typed
+// requests into attach/detach/check calls and the attachment back into CNI's
+// internal result. CNI attachments carry their network name, so a runtime's
+// GC frees only what it attached through that network, never `weft attach`'s.
+
+import type { AddRequest, AttachmentService as CniService, CheckRequest, DelRequest, GcAttachment, InternalResult, NetworkSettings, ServiceStatus } from '../cni-plugin/index.js';
+import { WeftError } from '../ipam/errors.js';
+import type { AttachmentService } from './attachments/service.js';
+import type { Attachment } from './api/types.js';
+
+export interface CniServiceOptions {
+  readonly attachments: AttachmentService;
+  /** What readiness still waits for (empty when ready), as /readyz reports it. */
+  readonly notReady: () => string[];
+  /** The overlay MTU once known. */
+  readonly mtu: () => number | undefined;
+}
+
+function toResult(a: Attachment): InternalResult {
+  return {
+    interfaces: [{ name: a.ifname, mac: a.mac, sandbox: a.netns, mtu: a.mtu }],
+    ips: [{ address: a.ip, gateway: a.gateway, interface: 0 }],
+    routes: a.routes.map((r) => ({ dst: r.dst, gw: r.gw })),
+    dns: a.dns ? { nameservers: [...a.dns.nameservers] } : {},
+  };
+}
+
+export function cniService(o: CniServiceOptions): CniService {
+  return {
+    async add(req: AddRequest): Promise<InternalResult> {
+      const mtu = o.mtu();
+      if (req.mtu !== undefined && mtu !== undefined && req.mtu !== mtu) {
+        // weft computes the MTU from the underlay; a different one would break either the path or performance.
+        throw new WeftError('INVALID_ARGUMENT', `mtu ${req.mtu} in the network config differs from the overlay MTU ${mtu} that weft computed from the underlay; remove "mtu" from the config`, { field: 'mtu' });
+      }
+      if ((req.ips?.length ?? 0) > 1) {
+        throw new WeftError('INVALID_ARGUMENT', `runtimeConfig.ips asks for ${req.ips!.length} addresses; weft gives one IPv4 address per interface`, { field: 'runtimeConfig.ips' });
+      }
+      const a = await o.attachments.attach({
+        containerId: req.containerId,
+        ifname: req.ifname,
+        netns: req.netns,
+        network: req.networkName,
+        ...(req.pod.name ? { name: req.pod.name } : {}),
+        ...(req.pod.namespace ? { podNamespace: req.pod.namespace } : {}),
+        ...(req.mac ? { mac: req.mac } : {}),
+        ...(req.ips?.[0] ? { ip: req.ips[0] } : {}),
+      });
+      return toResult(a);
+    },
+
+    async del(req: DelRequest): Promise<void> {
+      await o.attachments.detach({ containerId: req.containerId, ifname: req.ifname });
+    },
+
+    async check(req: CheckRequest): Promise<void> {
+      const r = await o.attachments.check({ containerId: req.containerId, ifname: req.ifname });
+      if (!r.ok) throw new WeftError('NOT_FOUND', `CHECK: ${r.missing.join('; ')}`, { missing: r.missing });
+      if (r.attachment.netns !== req.netns) {
+        throw new WeftError('NOT_FOUND', `CHECK: the attachment is in ${r.attachment.netns}, not in ${req.netns}`);
+      }
+    },
+
+    async gc(valid: GcAttachment[], networkName: string, _settings: NetworkSettings): Promise<void> {
+      const keep = new Set(valid.map((v) => `${v.containerId}\u0000${v.ifname}`));
+      const stale = o.attachments.list().attachments.filter((a) => a.network === networkName && !keep.has(`${a.containerId}\u0000${a.ifname}`));
+      for (const a of stale) await o.attachments.detach({ containerId: a.containerId, ifname: a.ifname });
+    },
+
+    async status(): Promise<ServiceStatus> {
+      const missing = o.notReady();
+      return missing.length === 0 ? { ready: true } : { ready: false, reason: `the weft agent is not ready: waiting for ${missing.join(', ')}` };
+    },
+  };
+}
