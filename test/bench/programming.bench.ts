@@ -19,7 +19,7 @@ import { createLab, run, type LabHost } from '../lab/index.js';
 import { median, type BenchResult } from './types.js';
 
 const REMOTES = 1000;
-const ROUNDS = 5;
+const ROUNDS = 9;
 
 export const BENCH_CONFIG: NetworkConfig = parseNetworkConfig({ Network: '10.0.0.0/8', Backend: { Type: 'vxlan' } });
 
@@ -132,6 +132,8 @@ export default async function programming(): Promise<BenchResult> {
     }
     const w = median(weft.slice(1));
     const h = median(byHand.slice(1));
+    // Each round measures both back to back, so its ratio shares the load of that moment.
+    const pairRatio = median(weft.slice(1).map((x, i) => x / byHand[i + 1]!));
     const fmt = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(', ');
     return {
       name: 'programming',
@@ -139,9 +141,9 @@ export default async function programming(): Promise<BenchResult> {
         `${REMOTES} remote leases = ${3 * REMOTES} kernel objects, median of ${ROUNDS} after a warm-up round, fresh netns each`,
         `weft reconciler (read + plan + diff + apply): ${w.toFixed(1)} ms  [${fmt(weft.slice(1))}; cold first pass ${weft[0]!.toFixed(1)}]`,
         `bridge -batch + ip -batch by hand:           ${h.toFixed(1)} ms  [${fmt(byHand.slice(1))}; first ${byHand[0]!.toFixed(1)}]`,
-        `ratio weft / by hand: ${(w / h).toFixed(2)} (goal ≤ 1.5)`,
+        `ratio weft / by hand: ${(w / h).toFixed(2)} of the medians, ${pairRatio.toFixed(2)} median of per-round ratios (goal ≤ 1.5)`,
       ],
-      figures: { weft_ms: w, by_hand_ms: h, ratio: w / h, weft_cold_ms: weft[0]! },
+      figures: { weft_ms: w, by_hand_ms: h, ratio: w / h, pair_ratio: pairRatio, weft_cold_ms: weft[0]! },
     };
   } finally {
     await lab.destroy();

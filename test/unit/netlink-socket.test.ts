@@ -12,6 +12,7 @@ import { NetlinkErrno, NetlinkSocket } from '../../encap/netlink/socket.js';
 
 class FakeKernel {
   sent: NlMsg[] = [];
+  sendCalls = 0;
   queue: Array<Buffer | Error> = [];
   events: string[] = [];
   readable: ((err: string | null) => void) | undefined;
@@ -19,6 +20,7 @@ class FakeKernel {
   readonly addon: NativeAddon = {
     netlinkOpen: () => ({ fd: 100, portId: 4242 }),
     netlinkSend: (_fd, buf) => {
+      this.sendCalls++;
       this.sent.push(...decodeMessages(buf));
       return buf.length;
     },
@@ -59,7 +61,10 @@ function errorMsg(seq: number, errno: number, extack?: string): Buffer {
 const part = (seq: number, flags: number = NLM_F.MULTI) => encodeMessage({ type: RTM.NEWLINK, flags, seq, header: Buffer.alloc(16) });
 const done = (seq: number, flags: number = NLM_F.MULTI) => encodeMessage({ type: NLMSG.DONE, flags, seq, header: Buffer.alloc(4) });
 const req = { type: RTM.NEWLINK, header: Buffer.alloc(16) };
-const tick = () => new Promise((r) => setImmediate(r));
+/** Until after the socket's coalesced flush (it runs in a later setImmediate than requests made now). */
+const tick = async () => {
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+};
 
 function setup(opts = {}) {
   const k = new FakeKernel();
@@ -100,6 +105,20 @@ describe('NetlinkSocket', () => {
     }
     await Promise.all(all);
     expect(s.inFlight).toBe(0);
+  });
+
+  it('sends the requests made in one turn in one sendmsg, and a dump on its own', async () => {
+    const { k, s } = setup({ maxInFlight: 64 });
+    const all = Array.from({ length: 40 }, () => s.request(req));
+    await tick();
+    expect(k.sent).toHaveLength(40);
+    expect(k.sendCalls).toBe(1);
+    const d = s.dump(req);
+    await tick();
+    expect(k.sendCalls).toBe(2);
+    expect(k.sent.at(-1)!.flags & NLM_F.DUMP).toBe(NLM_F.DUMP);
+    k.deliver(...k.sent.slice(0, 40).map((m) => errorMsg(m.seq, 0)), done(k.sent[40]!.seq));
+    await Promise.all([...all, d]);
   });
 
   it('runs one dump at a time, and retries one that a concurrent change interrupted', async () => {
