@@ -4,7 +4,7 @@
 // internal result. CNI attachments carry their network name, so a runtime's
 // GC frees only what it attached through that network, never `weft attach`'s.
 
-import type { AddRequest, AttachmentService as CniService, CheckRequest, DelRequest, GcAttachment, InternalResult, NetworkSettings, ServiceStatus } from '../cni-plugin/index.js';
+import { CniError, CniErrorCode, type AddRequest, type AttachmentService as CniService, type CheckRequest, type DelRequest, type GcAttachment, type InternalResult, type NetworkSettings, type ServiceStatus } from '../cni-plugin/index.js';
 import { WeftError } from '../ipam/errors.js';
 import type { AttachmentService } from './attachments/service.js';
 import type { Attachment } from './api/types.js';
@@ -17,10 +17,14 @@ export interface CniServiceOptions {
   readonly mtu: () => number | undefined;
 }
 
+/**
+ * The host end of the veth comes first, as the bridge plugin reports it:
+ * chained plugins (bandwidth) find the container's peer on the host there.
+ */
 function toResult(a: Attachment): InternalResult {
   return {
-    interfaces: [{ name: a.ifname, mac: a.mac, sandbox: a.netns, mtu: a.mtu }],
-    ips: [{ address: a.ip, gateway: a.gateway, interface: 0 }],
+    interfaces: [{ name: a.hostIfName }, { name: a.ifname, mac: a.mac, sandbox: a.netns, mtu: a.mtu }],
+    ips: [{ address: a.ip, gateway: a.gateway, interface: 1 }],
     routes: a.routes.map((r) => ({ dst: r.dst, gw: r.gw })),
     dns: a.dns ? { nameservers: [...a.dns.nameservers] } : {},
   };
@@ -55,11 +59,12 @@ export function cniService(o: CniServiceOptions): CniService {
     },
 
     async check(req: CheckRequest): Promise<void> {
+      // Not code 3 ("unknown container, no cleanup needed"): the runtime must DEL to give the address back.
+      const damaged = (what: string): CniError =>
+        new CniError(CniErrorCode.AttachmentDamaged, `CHECK failed: ${what}; delete and add the container's network again`, what);
       const r = await o.attachments.check({ containerId: req.containerId, ifname: req.ifname });
-      if (!r.ok) throw new WeftError('NOT_FOUND', `CHECK: ${r.missing.join('; ')}`, { missing: r.missing });
-      if (r.attachment.netns !== req.netns) {
-        throw new WeftError('NOT_FOUND', `CHECK: the attachment is in ${r.attachment.netns}, not in ${req.netns}`);
-      }
+      if (!r.ok) throw damaged(`missing ${r.missing.join('; ')}`);
+      if (r.attachment.netns !== req.netns) throw damaged(`the attachment is in ${r.attachment.netns}, not in ${req.netns}`);
     },
 
     async gc(valid: GcAttachment[], networkName: string, _settings: NetworkSettings): Promise<void> {

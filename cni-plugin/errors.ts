@@ -30,6 +30,8 @@ export const CniErrorCode = {
   Exhausted: 101,
   /** weft-specific: the kernel refused a netlink request. */
   Kernel: 102,
+  /** weft-specific: CHECK found the attachment ADD made damaged (details say what); DEL and ADD again. */
+  AttachmentDamaged: 103,
   /** Anything unexpected (libcni uses 999 for the same purpose). */
   Internal: 999,
 } as const;

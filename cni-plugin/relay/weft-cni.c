@@ -10,8 +10,11 @@
  *   3. POSTs {"env":{...},"stdin":"..."} to /v1/cni over <runDir>/weft.sock,
  *   4. prints the reply body on stdout and exits with the code in the
  *      X-Weft-Exit-Code header.
+ * It answers VERSION and a stdin that is not a JSON object (code 6) itself:
+ * neither carries a runDir to find the agent by.
  * When the agent cannot be reached or does not answer in time it prints CNI
- * error 11 ("try again later") itself, so a hung agent never hangs kubelet.
+ * error 11 ("try again later") itself, so a hung agent never hangs kubelet;
+ * for STATUS it prints 50 ("not available"), which is that command's answer.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -110,6 +113,13 @@ static int find_key(const char *s, size_t n, const char *key, const char **val, 
     return 0;
   }
 }
+/* True when s is one JSON object with nothing after it. Values are skipped, not validated: the agent does that. */
+static int is_json_object(const char *s, size_t n) {
+  const char *p = ws(s, s + n), *e = s + n;
+  if (p >= e || *p != '{') return 0;
+  const char *end = skip_value(p, e);
+  return end != NULL && ws(end, e) == e;
+}
 /* A plain string value (no escapes needed for paths and versions) into out. */
 static int string_value(const char *v, size_t n, char *out, size_t cap) {
   if (n < 2 || v[0] != '"' || v[n - 1] != '"' || n - 2 >= cap || memchr(v + 1, '\\', n - 2)) return 0;
@@ -138,6 +148,23 @@ static void fail(int code, const char *fmt, ...) {
   puts_(&b, ",\"details\":\"\"}\n");
   fwrite(b.p, 1, b.len, stdout);
   exit(1);
+}
+
+/*
+ * The agent could not be reached or did not answer. For STATUS that is the
+ * answer itself, "not available" (50); for every other command the runtime
+ * should retry (11). The agent's own protocol code maps the same way.
+ */
+static int status_call;
+
+static void unreachable(const char *fmt, ...) {
+  char msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (status_call) fail(50, "weft is not available: %s", msg);
+  fail(11, "try again later: %s", msg);
 }
 
 static long ms_left(const struct timespec *deadline) {
@@ -171,9 +198,26 @@ int main(void) {
 
   const char *v;
   size_t vn;
+  /* Errors echo the caller's version when it can be read, even from a broken config. */
+  if (find_key(in.p, in.len, "cniVersion", &v, &vn)) string_value(v, vn, cni_version, sizeof cni_version);
+
+  /*
+   * Two answers need no agent, and cannot get one: VERSION (libcni sends it
+   * with only {"cniVersion": ...} on stdin, so there is no runDir to find the
+   * agent by) and stdin that is not a JSON object (no runDir either; retrying
+   * would never help, so 11 would be wrong). The list must equal
+   * SUPPORTED_VERSIONS in cni-plugin/version.ts; the conformance test checks.
+   */
+  const char *command = getenv("CNI_COMMAND");
+  status_call = command != NULL && strcmp(command, "STATUS") == 0;
+  if (command != NULL && strcmp(command, "VERSION") == 0) {
+    fputs("{\"cniVersion\":\"1.1.0\",\"supportedVersions\":[\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]}", stdout);
+    return 0;
+  }
+  if (!is_json_object(in.p, in.len)) fail(6, "failed to decode network config: stdin is not a JSON object");
+
   char run_dir[200] = "/run/weft";
   long timeout_s = 10;
-  if (find_key(in.p, in.len, "cniVersion", &v, &vn)) string_value(v, vn, cni_version, sizeof cni_version);
   if (find_key(in.p, in.len, "runDir", &v, &vn) && !string_value(v, vn, run_dir, sizeof run_dir))
     fail(7, "runDir must be a plain string path shorter than %zu bytes", sizeof run_dir);
   if (find_key(in.p, in.len, "timeoutSeconds", &v, &vn)) {
@@ -208,9 +252,9 @@ int main(void) {
   if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/weft.sock", run_dir) >= sizeof addr.sun_path)
     fail(7, "runDir %s is too long for a unix socket path", run_dir);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) fail(11, "try again later: cannot create a socket: %s", strerror(errno));
+  if (fd < 0) unreachable("cannot create a socket: %s", strerror(errno));
   if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0 && errno != EINPROGRESS && errno != EAGAIN)
-    fail(11, "try again later: the weft agent is not reachable at %s (%s); is `weft agent --run-dir %s` running? check `weft status --run-dir %s`",
+    unreachable("the weft agent is not reachable at %s (%s); is `weft agent --run-dir %s` running? check `weft status --run-dir %s`",
          addr.sun_path, strerror(errno), run_dir, run_dir);
 
   struct buf req = {0};
@@ -219,20 +263,20 @@ int main(void) {
   puts_(&req, head);
   put(&req, body.p, body.len);
   for (size_t off = 0; off < req.len;) {
-    if (!wait_fd(fd, POLLOUT, &deadline)) fail(11, "try again later: the weft agent at %s did not accept the request within %ld s", addr.sun_path, timeout_s);
+    if (!wait_fd(fd, POLLOUT, &deadline)) unreachable("the weft agent at %s did not accept the request within %ld s", addr.sun_path, timeout_s);
     ssize_t w = send(fd, req.p + off, req.len - off, MSG_NOSIGNAL);
-    if (w < 0 && errno != EAGAIN && errno != EINTR) fail(11, "try again later: sending to the weft agent failed: %s", strerror(errno));
+    if (w < 0 && errno != EAGAIN && errno != EINTR) unreachable("sending to the weft agent failed: %s", strerror(errno));
     if (w > 0) off += (size_t)w;
   }
 
   struct buf resp = {0};
   for (;;) {
-    if (!wait_fd(fd, POLLIN, &deadline)) fail(11, "try again later: the weft agent at %s did not answer within %ld s", addr.sun_path, timeout_s);
+    if (!wait_fd(fd, POLLIN, &deadline)) unreachable("the weft agent at %s did not answer within %ld s", addr.sun_path, timeout_s);
     r = recv(fd, chunk, sizeof chunk, 0);
     if (r == 0) break;
     if (r < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;
-      fail(11, "try again later: reading the weft agent's answer failed: %s", strerror(errno));
+      unreachable("reading the weft agent's answer failed: %s", strerror(errno));
     }
     if (resp.len + (size_t)r > MAX_INPUT) fail(999, "the weft agent's answer is larger than %d bytes", MAX_INPUT);
     put(&resp, chunk, (size_t)r);
