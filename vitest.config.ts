@@ -1,5 +1,6 @@
-// Two projects: `unit` (pure logic, no root, seconds) and `integration`
-// (real etcd and real kernel in lab namespaces; needs root and a build).
+// Three projects: `unit` (pure logic, no root, seconds), `integration`
+// (real etcd and real kernel in lab namespaces; needs root and a build) and
+// `e2e` (real runtimes such as podman driving weft in lab hosts; root, a build).
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -25,6 +26,19 @@ export default defineConfig({
           hookTimeout: 120_000,
           pool: 'forks',
           // Two cores: more parallel files only make timing noisier.
+          maxWorkers: 2,
+        },
+      },
+      {
+        test: {
+          // Real clients (podman, …) driving weft inside lab hosts; after integration.
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          sequence: { groupOrder: 2 },
+          globalSetup: ['test/integration/global-setup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          pool: 'forks',
           maxWorkers: 2,
         },
       },

@@ -7,6 +7,7 @@
 // Without --container-id the ID is derived from --netns/--pid (see
 // defaultContainerId), so `weft detach --netns X` undoes `weft attach --netns X`.
 
+import { formatTable } from '../table.js';
 import { WeftError } from '../../ipam/errors.js';
 import { callAgent } from '../api/client.js';
 import type { Attachment, AttachmentList, DetachReply } from '../api/types.js';
@@ -56,9 +57,7 @@ function noPositional(positional: string[], usage: string): void {
 export function psTable(list: AttachmentList): string {
   const header = ['CONTAINER-ID', 'IFNAME', 'NAME', 'IP', 'MAC', 'HOST-IF', 'NETNS'];
   const rows = list.attachments.map((a) => [a.containerId, a.ifname, a.name ?? '-', a.stale ? `${a.ip} (stale)` : a.ip, a.mac, a.hostIfName, a.netns]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
-  return [line(header), ...rows.map(line)].join('\n') + '\n';
+  return formatTable(header, rows);
 }
 
 const ATTACH_USAGE = 'weft attach (--netns PATH | --pid PID) [--ifname eth0] [--name NAME] [--container-id ID] [--run-dir DIR]';

@@ -2,6 +2,7 @@
 // scripts. Garbage values are reported on stderr, never hidden and never fatal.
 
 import { formatCidr } from '../../ipam/cidr.js';
+import { formatTable } from '../table.js';
 import type { LeaseList } from '../../ipam/subnet-registry.js';
 
 export function leasesJson(list: LeaseList): string {
@@ -26,10 +27,7 @@ export function leasesTable(list: LeaseList): string {
       // Hex, as etcdctl prints lease IDs (`etcdctl lease timetolive <id>`).
       l.leaseId === '0' ? '-' : BigInt(l.leaseId).toString(16),
     ]);
-  const header = ['SUBNET', 'PUBLIC-IP', 'BACKEND', 'VTEP-MAC', 'ETCD-LEASE'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
-  return [line(header), ...rows.map(line)].join('\n') + '\n';
+  return formatTable(['SUBNET', 'PUBLIC-IP', 'BACKEND', 'VTEP-MAC', 'ETCD-LEASE'], rows);
 }
 
 export function skippedWarnings(list: LeaseList): string {

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { callAgent } from '../../agent/api/client.js';
 import type { AgentStatus } from '../../agent/api/types.js';
 import type { ExecResult, LabProcess } from './exec.js';
+import type { Holder } from './holder.js';
 import type { Namespace } from './netns.js';
 
 /** The repository root, found from this file whether it runs as .ts or from dist/. */
@@ -34,6 +35,12 @@ export interface AgentOptions {
   readonly etcd: string;
   readonly args?: readonly string[];
   readonly env?: Record<string, string>;
+  /**
+   * Run the agent inside the host's holder (its long-lived mount namespace),
+   * where a runtime such as podman makes its netns mounts: the agent opens
+   * those paths, so it must see them.
+   */
+  readonly holder?: Holder;
 }
 
 export class WeftAgent {
@@ -52,7 +59,8 @@ export class WeftAgent {
   async start(): Promise<this> {
     assertBuilt();
     await mkdir(this.opts.dir, { recursive: true });
-    this.proc = this.host.spawn(
+    const spawn = this.opts.holder ? this.opts.holder.spawn.bind(this.opts.holder) : this.host.spawn.bind(this.host);
+    this.proc = spawn(
       [process.execPath, WEFT_CLI, 'agent', '--etcd-endpoints', this.opts.etcd, '--run-dir', this.runDir, '--state-dir', this.stateDir, '--healthz-listen', '', '--watch-check-interval', '2', '--log-level', 'debug', ...(this.opts.args ?? [])],
       { env: this.opts.env },
     );
