@@ -161,3 +161,39 @@ describe('--ip-masq', () => {
     expect(env.stdout).toContain('WEFT_IPMASQ=true');
   });
 });
+
+describe('weft agent --install-cni', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    assertRoot();
+    lab = await createLab({ hosts: 1 });
+  });
+  afterAll(async () => lab?.destroy());
+
+  it('installs the plugin and the conflist only once the agent is ready', async () => {
+    const h = lab.hosts[0]!;
+    const binDir = join(lab.tmpDir, 'cni-bin');
+    const confDir = join(lab.tmpDir, 'cni-conf');
+    const agent = await startAgent(h, {
+      dir: join(lab.tmpDir, 'a'),
+      etcd: ETCD,
+      args: ['--iface', 'eth0', '--install-cni', '--cni-bin-dir', binDir, '--cni-conf-dir', confDir, '--etcd-prefix', '/cni/network'],
+    });
+    // No network config yet: not ready, so nothing may be installed.
+    await agent.waitFor((s) => s.waitingFor.includes('subnet lease'), 'the agent to wait for its config');
+    expect((await h.exec(['ls', '-A', confDir], { allowFail: true })).stdout.trim()).toBe('');
+    await h.exec(['etcdctl', '--endpoints', ETCD, 'put', '/cni/network/config', '{"Network":"10.66.0.0/16"}'], { env: { ETCDCTL_API: '3' } });
+    await agent.ready();
+    const deadline = Date.now() + 10_000;
+    while ((await h.exec(['test', '-f', join(confDir, '10-weft.conflist')], { allowFail: true })).code !== 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const conf = JSON.parse((await h.exec(['cat', join(confDir, '10-weft.conflist')])).stdout) as { name: string; plugins: { type: string; runDir: string }[] };
+    expect(conf.name).toBe('weft');
+    expect(conf.plugins[0]).toEqual({ type: 'weft', runDir: agent.runDir });
+    // The installed plugin is the relay and reaches this agent: VERSION needs none, STATUS does.
+    const status = await h.exec([join(binDir, 'weft')], { input: JSON.stringify({ cniVersion: '1.1.0', name: 'weft', type: 'weft', runDir: agent.runDir }), env: { CNI_COMMAND: 'STATUS', CNI_PATH: binDir }, allowFail: true });
+    expect(status.code, status.stdout).toBe(0);
+    await agent.proc.stop();
+  });
+});
