@@ -192,14 +192,13 @@ export class EtcdSubnetRegistry implements SubnetRegistry {
     };
   }
 
-  stats(sinceRevision: number): Promise<LeaseStats> {
+  stats(): Promise<LeaseStats> {
     return this.call('count subnets', async () => {
-      const range = prefixRange(this.subnetsPrefix);
-      const [all, newer] = await Promise.all([
-        this.client.kv.range({ ...range, count_only: true }),
-        this.client.kv.range({ ...range, count_only: true, min_mod_revision: String(sinceRevision + 1) }),
-      ]);
-      return { count: Number(all.count), newer: Number(newer.count), revision: Number(all.header.revision) };
+      // One small request: the key with the newest mod revision (sorted server-side, limit 1, no
+      // value), while `count` still reports every key in the range. Not count_only with
+      // min_mod_revision: etcd counts before that filter, so the count would ignore it.
+      const res = await this.client.kv.range({ ...prefixRange(this.subnetsPrefix), keys_only: true, limit: 1, sort_order: 'Descend', sort_target: 'Mod' });
+      return { count: Number(res.count), maxModRevision: Number(res.kvs[0]?.mod_revision ?? 0), revision: Number(res.header.revision) };
     });
   }
 

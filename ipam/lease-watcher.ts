@@ -7,6 +7,8 @@
 // exist and how many changed after the last revision the watch delivered; if
 // that disagrees twice in a row the watch has gone quiet (etcd3's client can
 // leave one stuck after a reconnect), and it is re-created the same way.
+// ("How many changed after" is asked as "the newest mod revision", one key
+// sorted server-side: etcd's count ignores the min_mod_revision filter.)
 
 import type { Logger } from 'pino';
 import { backoffMs, type Clock } from './clock.js';
@@ -142,8 +144,8 @@ export class LeaseWatcher {
       if (this.stopped.signal.aborted || this.resyncing !== undefined) continue;
       try {
         const seen = this.revision;
-        const stats = await registry.stats(seen);
-        const agrees = stats.newer === 0 && stats.count === this.leases.size + this.invalid.size;
+        const stats = await registry.stats();
+        const agrees = stats.maxModRevision <= seen && stats.count === this.leases.size + this.invalid.size;
         if (agrees) {
           this.suspectRevision = undefined;
         } else if (this.suspectRevision === seen) {

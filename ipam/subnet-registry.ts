@@ -52,8 +52,8 @@ export interface LeaseGrant {
 export interface LeaseStats {
   /** Number of keys under `subnets/` now. */
   readonly count: number;
-  /** Number of keys under `subnets/` modified after `sinceRevision`. */
-  readonly newer: number;
+  /** The highest mod revision among the keys under `subnets/` (0 when there are none). */
+  readonly maxModRevision: number;
   readonly revision: number;
 }
 
@@ -78,6 +78,6 @@ export interface SubnetRegistry {
   /** Revokes a store lease by ID (a previous incarnation's); absent is fine. */
   revokeId(leaseId: string): Promise<void>;
   watch(fromRevision: number, callbacks: LeaseWatchCallbacks): Promise<WatchHandle>;
-  stats(sinceRevision: number): Promise<LeaseStats>;
+  stats(): Promise<LeaseStats>;
   close(): void;
 }

@@ -49,6 +49,12 @@ describe('three agents on three hosts', () => {
     expect(sorted(rows.map((r) => r.subnet))).toEqual(sorted(subnets));
   });
 
+  it('an idle agent does not re-list: the watchdog tells a quiet network from a stuck watch', async () => {
+    const before = agents.map((a) => a.proc.stderr.length);
+    await new Promise((r) => setTimeout(r, 5000)); // 2.5 watchdog periods (--watch-check-interval 2)
+    for (const [i, a] of agents.entries()) expect(a.proc.stderr.slice(before[i])).not.toContain('went quiet');
+  });
+
   it('write subnet.env with WEFT_* and FLANNEL_* names', async () => {
     const st = await agents[0]!.status();
     const env = await lab.hosts[0]!.exec(['cat', join(agents[0]!.runDir, 'subnet.env')]);

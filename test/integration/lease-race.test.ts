@@ -1,5 +1,5 @@
-// 50 real agents race for one /16 with SubnetLen 24. Every one was told (by
-// its state file) that 10.42.5.0/24 was its previous subnet, so all of them
+// 50 real agents on 50 lab hosts race for one /16 with SubnetLen 24. Every
+// one was told (by its state file) that 10.42.5.0/24 was its previous subnet, so all of them
 // go for the same key first; all but one must find it taken (by the list or by
 // losing the transaction) and choose again, and none may exit. Also: a lost etcd lease is noticed and taken back.
 
@@ -16,21 +16,20 @@ describe('racing agents', () => {
   let lab: Lab;
   beforeAll(async () => {
     assertRoot();
-    lab = await createLab({ hosts: 1 });
+    // One agent per host: agents program their host's kernel, so they cannot share a namespace.
+    lab = await createLab({ hosts: COUNT });
     const r = await weft(lab.hosts[0]!, ['config', 'set', '{"Network":"10.42.0.0/16","SubnetLen":24}', '--etcd-endpoints', ETCD]);
     expect(r.code, r.stderr).toBe(0);
   });
   afterAll(async () => lab?.destroy());
 
   it(`${COUNT} agents that all want 10.42.5.0/24 get ${COUNT} distinct subnets, and none exits`, async () => {
-    const host = lab.hosts[0]!;
     const agents: WeftAgent[] = [];
-    for (let i = 0; i < COUNT; i++) {
+    for (const [i, host] of lab.hosts.entries()) {
       const dir = join(lab.tmpDir, `racer-${i}`);
       await mkdir(join(dir, 'state'), { recursive: true });
-      await writeFile(join(dir, 'state', 'subnet.json'), JSON.stringify({ subnet: '10.42.5.0/24', publicIP: `198.19.0.${i + 1}` }));
-      // All share eth0; the distinct public IPs make them distinct hosts to etcd.
-      agents.push(new WeftAgent(host, { dir, etcd: ETCD, args: ['--iface', 'eth0', '--public-ip', `198.19.0.${i + 1}`, '--log-level', 'info'] }));
+      await writeFile(join(dir, 'state', 'subnet.json'), JSON.stringify({ subnet: '10.42.5.0/24', publicIP: host.ip }));
+      agents.push(new WeftAgent(host, { dir, etcd: ETCD, args: ['--iface', 'eth0', '--log-level', 'info'] }));
     }
     await Promise.all(agents.map((a) => a.start()));
     const statuses = await Promise.all(agents.map((a) => a.ready(60_000)));
@@ -42,7 +41,7 @@ describe('racing agents', () => {
     // when they listed) depends on start-up timing, so it is not asserted; the
     // unit test forces that path for all racers deterministically.
     for (const a of agents) expect(a.proc.running).toBe(true);
-    const list = await weft(host, ['leases', '--json', '--etcd-endpoints', ETCD]);
+    const list = await weft(lab.hosts[0]!, ['leases', '--json', '--etcd-endpoints', ETCD]);
     expect((JSON.parse(list.stdout) as unknown[]).length).toBe(COUNT);
     await Promise.all(agents.map((a) => a.proc.stop()));
   }, 120_000);

@@ -197,11 +197,11 @@ export class MemoryRegistry implements SubnetRegistry {
     return { close: async () => void this.watchers.delete(w) };
   }
 
-  async stats(sinceRevision: number): Promise<LeaseStats> {
+  async stats(): Promise<LeaseStats> {
     this.check('stats');
-    let newer = 0;
-    for (const kv of this.kvs.values()) if (kv.modRevision > sinceRevision) newer++;
-    return { count: this.kvs.size, newer, revision: this.revision };
+    let maxModRevision = 0;
+    for (const kv of this.kvs.values()) maxModRevision = Math.max(maxModRevision, kv.modRevision);
+    return { count: this.kvs.size, maxModRevision, revision: this.revision };
   }
 
   close(): void {}
