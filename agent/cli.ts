@@ -176,7 +176,7 @@ const commands: Record<string, Command> = {
 
 function mainHelp(): string {
   const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
-  return `weft ${VERSION}: overlay network agent for containers\n\nUsage: weft COMMAND [flags]   (weft COMMAND --help for its flags)\n\nCommands:\n${rows.join('\n')}\n\nExit codes: 0 ok, 1 internal error, 2 usage, 3 invalid network config, 4 etcd unreachable, 5 host not as the flags say.\n`;
+  return `weft ${VERSION}: overlay network agent for containers\n\nUsage: weft COMMAND [flags]   (weft COMMAND --help for its flags)\n\nCommands:\n${rows.join('\n')}\n\nExit codes: 0 ok, 1 internal error, 2 usage, 3 invalid network config, 4 etcd or agent unreachable, 5 host not as the flags say, 6 another agent serves this --run-dir.\n`;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -13,8 +13,10 @@ export const EXIT = {
   CONFIG: 3,
   /** etcd could not be reached (one-shot commands; the agent retries instead). */
   UNAVAILABLE: 4,
-  /** The host (interface, address) is not as the flags say. */
+  /** The host (interface, address) is not as the flags say, or what a command names does not exist. */
   HOST: 5,
+  /** Another weft agent already serves this --run-dir. */
+  CONFLICT: 6,
 } as const;
 
 export function exitCodeFor(err: unknown): number {
@@ -28,6 +30,8 @@ export function exitCodeFor(err: unknown): number {
       return EXIT.UNAVAILABLE;
     case 'NOT_FOUND':
       return EXIT.HOST;
+    case 'CONFLICT':
+      return EXIT.CONFLICT;
     default:
       return EXIT.INTERNAL;
   }

@@ -6,6 +6,7 @@
 
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { WeftError, isWeftError, type WeftErrorCode } from '../../ipam/errors.js';
@@ -55,6 +56,20 @@ function send(res: ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value) + '\n');
 }
 
+/** Whether something accepts connections on this unix socket (a live agent), within a second. */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(path);
+    const done = (live: boolean): void => {
+      c.destroy();
+      resolve(live);
+    };
+    c.once('connect', () => done(true));
+    c.once('error', () => done(false));
+    c.setTimeout(1000, () => done(false));
+  });
+}
+
 export async function startApiServer(socketPath: string, routes: Routes, log: Logger): Promise<Server> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://weft');
@@ -78,6 +93,9 @@ export async function startApiServer(socketPath: string, routes: Routes, log: Lo
       );
   });
   await mkdir(dirname(socketPath), { recursive: true, mode: 0o755 });
+  if (await socketAnswers(socketPath)) {
+    throw new WeftError('CONFLICT', `another weft agent is serving ${socketPath}: stop it, or give this agent its own --run-dir`, { socket: socketPath });
+  }
   // A socket file left by a killed agent would make listen() fail with EADDRINUSE.
   await rm(socketPath, { force: true });
   await new Promise<void>((resolve, reject) => {

@@ -55,6 +55,13 @@ describe('three agents on three hosts', () => {
     for (const [i, a] of agents.entries()) expect(a.proc.stderr.slice(before[i])).not.toContain('went quiet');
   });
 
+  it('a second agent on the same --run-dir exits 6 and leaves the first one serving', async () => {
+    const second = await startAgent(lab.hosts[0]!, { dir: agentDir(1), etcd: ETCD, args: ['--iface', 'eth0'] });
+    expect((await second.proc.exited).code).toBe(6);
+    expect(second.proc.stderr).toContain('another weft agent is serving');
+    expect((await agents[0]!.status()).ready).toBe(true);
+  });
+
   it('write subnet.env with WEFT_* and FLANNEL_* names', async () => {
     const st = await agents[0]!.status();
     const env = await lab.hosts[0]!.exec(['cat', join(agents[0]!.runDir, 'subnet.env')]);
