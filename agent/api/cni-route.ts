@@ -7,8 +7,12 @@ import { handleCniRequest, type AttachmentService } from '../../cni-plugin/index
 import { WeftError } from '../../ipam/errors.js';
 import { RawReply, type Handler } from './server.js';
 
-/** Below the relay's default 10 s, so the runtime gets our error, not the relay's time-out. */
-const SERVICE_TIMEOUT_MS = 8000;
+/**
+ * Below the relay's default deadline (5 s), so the runtime gets our error, not
+ * the relay's time-out. A slow ADD that runs over answers 11; the runtime's
+ * retry then finds the finished attachment (ADD is idempotent per key).
+ */
+const SERVICE_TIMEOUT_MS = 4000;
 
 function isStringRecord(v: unknown): v is Record<string, string> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');

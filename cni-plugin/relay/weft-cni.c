@@ -6,7 +6,7 @@
  * This program only:
  *   1. reads the network config from stdin and the CNI_* environment,
  *   2. finds the agent's socket from the config's top-level "runDir"
- *      (default /run/weft) and its deadline from "timeoutSeconds" (default 10),
+ *      (default /run/weft) and its deadline from "timeoutSeconds" (default 5),
  *   3. POSTs {"env":{...},"stdin":"..."} to /v1/cni over <runDir>/weft.sock,
  *   4. prints the reply body on stdout and exits with the code in the
  *      X-Weft-Exit-Code header.
@@ -217,7 +217,7 @@ int main(void) {
   if (!is_json_object(in.p, in.len)) fail(6, "failed to decode network config: stdin is not a JSON object");
 
   char run_dir[200] = "/run/weft";
-  long timeout_s = 10;
+  long timeout_s = 5;
   if (find_key(in.p, in.len, "runDir", &v, &vn) && !string_value(v, vn, run_dir, sizeof run_dir))
     fail(7, "runDir must be a plain string path shorter than %zu bytes", sizeof run_dir);
   if (find_key(in.p, in.len, "timeoutSeconds", &v, &vn)) {
