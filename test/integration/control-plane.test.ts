@@ -216,6 +216,27 @@ describe('network config', () => {
     await agent.proc.stop();
   });
 
+  it('--release-on-exit gives the subnet back on SIGTERM', async () => {
+    const h = lab.hosts[0]!;
+    await etcdctl(h, ['put', '/rel/network/config', '{"Network":"10.88.0.0/16"}']);
+    const agent = await startAgent(h, { dir: join(lab.tmpDir, 'rel'), etcd: ETCD, args: ['--iface', 'eth0', '--etcd-prefix', '/rel/network', '--release-on-exit'] });
+    const { subnet } = await agent.ready();
+    const key = `/rel/network/subnets/${subnet!.replace('/', '-')}`;
+    expect((await etcdctl(h, ['get', '--keys-only', key])).stdout).toContain(key);
+    await agent.proc.stop();
+    expect((await etcdctl(h, ['get', '--keys-only', '--prefix', '/rel/network/subnets/'])).stdout.trim()).toBe('');
+  });
+
+  it('a network config naming a backend this version cannot run yet (udp) makes the agent exit 3, saying so', async () => {
+    const h = lab.hosts[0]!;
+    await etcdctl(h, ['put', '/udp/network/config', '{"Network":"10.89.0.0/16","Backend":{"Type":"udp"}}']);
+    const agent = await startAgent(h, { dir: join(lab.tmpDir, 'udp'), etcd: ETCD, args: ['--iface', 'eth0', '--etcd-prefix', '/udp/network'] });
+    expect((await agent.proc.exited).code).toBe(3);
+    expect(agent.proc.stderr).toMatch(/Backend\.Type: "udp" is not available in this version/);
+    // It took no subnet.
+    expect((await etcdctl(h, ['get', '--keys-only', '--prefix', '/udp/network/subnets/'])).stdout.trim()).toBe('');
+  });
+
   it('`weft agent` with a bad flag exits 2 naming it, and changes nothing', async () => {
     const r = await weft(lab.hosts[0]!, ['agent', '--lease-ttl', 'soon']);
     expect(r.code).toBe(2);
