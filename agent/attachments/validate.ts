@@ -9,21 +9,16 @@
 import { createHash } from 'node:crypto';
 import { parseIp } from '../../ipam/cidr.js';
 import { WeftError } from '../../ipam/errors.js';
+import type { Attachment } from '../api/types.js';
 
 export const DEFAULT_IFNAME = 'eth0';
 
-export interface AttachParams {
-  readonly containerId: string;
-  readonly ifname: string;
-  readonly netns: string;
-  readonly name?: string;
-  /** The CNI network the runtime attached through (so CNI GC frees only its own); absent for `weft attach`. */
-  readonly network?: string;
-  /** Kubernetes namespace of the pod (K8S_POD_NAMESPACE), kept for DNS names. */
-  readonly podNamespace?: string;
+/** A validated attach request: the record's identifying fields, plus what the caller may ask for. */
+export type AttachParams = Pick<Attachment, 'containerId' | 'ifname' | 'netns' | 'name' | 'network' | 'podNamespace'> & {
   readonly mac?: string;
+  /** A specific address of the host subnet, as an unsigned 32-bit integer. */
   readonly ip?: number;
-}
+};
 
 export interface AttachmentKey {
   readonly containerId: string;
