@@ -4,14 +4,11 @@
 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertRoot, createLab, UNDERLAY_GATEWAY, type Lab, type LabHost } from '../lab/index.js';
+import { assertRoot, createLab, UNDERLAY_GATEWAY, type Lab } from '../lab/index.js';
 import { startAgent, weft, type WeftAgent } from '../lab/weft.js';
 
 const ETCD = `http://${UNDERLAY_GATEWAY}:2379`;
 
-function etcdctl(host: LabHost, args: string[]) {
-  return host.exec(['etcdctl', '--endpoints', ETCD, '--command-timeout=3s', ...args], { env: { ETCDCTL_API: '3' }, timeoutMs: 10_000 });
-}
 
 const sorted = (xs: string[]): string[] => [...xs].sort();
 
@@ -84,7 +81,7 @@ describe('three agents on three hosts', () => {
       expect(after.subnet).toBe(before);
     }
     // etcd holds exactly one lease for that host, not one per incarnation.
-    const leases = await etcdctl(lab.hosts[0]!, ['lease', 'list']);
+    const leases = await lab.etcd.etcdctl(['lease', 'list']);
     expect(leases.stdout).toMatch(/found 3 leases/);
   });
 
@@ -97,10 +94,10 @@ describe('three agents on three hosts', () => {
   });
 
   it('skips a garbage value under subnets/ and keeps every other lease', async () => {
-    await etcdctl(lab.hosts[0]!, ['put', '/weft/network/subnets/10.42.250.0-24', '{"PublicIP": nope']);
-    await etcdctl(lab.hosts[0]!, ['put', '/weft/network/subnets/not-a-subnet', '{"PublicIP":"198.18.0.99"}']);
+    await lab.etcd.etcdctl(['put', '/weft/network/subnets/10.42.250.0-24', '{"PublicIP": nope']);
+    await lab.etcd.etcdctl(['put', '/weft/network/subnets/not-a-subnet', '{"PublicIP":"198.18.0.99"}']);
     // A new lease after the garbage proves the watch survived it.
-    await etcdctl(lab.hosts[0]!, ['put', '/weft/network/subnets/10.42.251.0-24', '{"PublicIP":"198.18.0.99","BackendType":"vxlan","BackendData":{}}']);
+    await lab.etcd.etcdctl(['put', '/weft/network/subnets/10.42.251.0-24', '{"PublicIP":"198.18.0.99","BackendType":"vxlan","BackendData":{}}']);
     for (const a of agents) {
       const st = await a.waitFor((s) => s.leases.some((l) => l.subnet === '10.42.251.0/24'), 'the lease after the garbage');
       expect(st.leases).toHaveLength(4);
@@ -112,8 +109,8 @@ describe('three agents on three hosts', () => {
     expect(list.stderr).toMatch(/warning: skipping \/weft\/network\/subnets\/10\.42\.250\.0-24/);
     expect(list.stderr).toMatch(/warning: skipping \/weft\/network\/subnets\/not-a-subnet/);
     expect(list.stdout).toContain('10.42.251.0/24');
-    await etcdctl(lab.hosts[0]!, ['del', '--prefix', '/weft/network/subnets/10.42.25']);
-    await etcdctl(lab.hosts[0]!, ['del', '/weft/network/subnets/not-a-subnet']);
+    await lab.etcd.etcdctl(['del', '--prefix', '/weft/network/subnets/10.42.25']);
+    await lab.etcd.etcdctl(['del', '/weft/network/subnets/not-a-subnet']);
     for (const a of agents) await a.waitFor((s) => s.leases.length === 3, 'back to three leases');
   });
 
@@ -175,7 +172,7 @@ describe('network config', () => {
 
   it('`weft agent` against an invalid config in etcd exits 3 with a message naming the field', async () => {
     const h = lab.hosts[0]!;
-    await etcdctl(h, ['put', '/bad/network/config', '{"Network":"10.42.0.0/16","Backend":{"Type":"host-gw"}}']);
+    await lab.etcd.etcdctl(['put', '/bad/network/config', '{"Network":"10.42.0.0/16","Backend":{"Type":"host-gw"}}']);
     const agent = await startAgent(h, { dir: join(lab.tmpDir, 'bad'), etcd: ETCD, args: ['--iface', 'eth0', '--etcd-prefix', '/bad/network'] });
     const exit = await agent.proc.exited;
     expect(exit.code).toBe(3);
@@ -185,12 +182,12 @@ describe('network config', () => {
 
   it('reads an existing flannel network unchanged with --etcd-prefix /coreos.com/network', async () => {
     const h = lab.hosts[0]!;
-    await etcdctl(h, ['put', '/coreos.com/network/config', '{"Network": "10.5.0.0/16", "SubnetLen": 26, "Backend": {"Type": "vxlan", "VNI": 4, "Port": 4789}}']);
+    await lab.etcd.etcdctl(['put', '/coreos.com/network/config', '{"Network": "10.5.0.0/16", "SubnetLen": 26, "Backend": {"Type": "vxlan", "VNI": 4, "Port": 4789}}']);
     const agent = await startAgent(h, { dir: join(lab.tmpDir, 'flannel'), etcd: ETCD, args: ['--iface', 'eth0', '--etcd-prefix', '/coreos.com/network'] });
     const st = await agent.ready();
     expect(st.network).toBe('10.5.0.0/16');
     expect(st.subnet).toMatch(/^10\.5\.\d+\.\d+\/26$/);
-    const keys = await etcdctl(h, ['get', '--prefix', '--keys-only', '/coreos.com/network/subnets/']);
+    const keys = await lab.etcd.etcdctl(['get', '--prefix', '--keys-only', '/coreos.com/network/subnets/']);
     expect(keys.stdout).toContain(`/coreos.com/network/subnets/${st.subnet!.replace('/', '-')}`);
     const show = await weft(h, ['config', 'show', '--etcd-prefix', '/coreos.com/network', '--etcd-endpoints', ETCD]);
     expect(JSON.parse(show.stdout)).toMatchObject({ Network: '10.5.0.0/16', SubnetLen: 26, Backend: { Type: 'vxlan', VNI: 4, Port: 4789 } });
@@ -209,7 +206,7 @@ describe('network config', () => {
     expect(waiting.status).toBe(503);
     expect(JSON.parse(waiting.body)).toMatchObject({ ready: false, waitingFor: expect.arrayContaining(['subnet lease']) });
     expect((await get('/healthz')).status).toBe(200);
-    await etcdctl(h, ['put', '/health/network/config', '{"Network":"10.77.0.0/16"}']);
+    await lab.etcd.etcdctl(['put', '/health/network/config', '{"Network":"10.77.0.0/16"}']);
     await agent.ready(30_000);
     expect(await get('/readyz')).toMatchObject({ status: 200 });
     expect((await get('/nope')).status).toBe(404);
@@ -218,23 +215,23 @@ describe('network config', () => {
 
   it('--release-on-exit gives the subnet back on SIGTERM', async () => {
     const h = lab.hosts[0]!;
-    await etcdctl(h, ['put', '/rel/network/config', '{"Network":"10.88.0.0/16"}']);
+    await lab.etcd.etcdctl(['put', '/rel/network/config', '{"Network":"10.88.0.0/16"}']);
     const agent = await startAgent(h, { dir: join(lab.tmpDir, 'rel'), etcd: ETCD, args: ['--iface', 'eth0', '--etcd-prefix', '/rel/network', '--release-on-exit'] });
     const { subnet } = await agent.ready();
     const key = `/rel/network/subnets/${subnet!.replace('/', '-')}`;
-    expect((await etcdctl(h, ['get', '--keys-only', key])).stdout).toContain(key);
+    expect((await lab.etcd.etcdctl(['get', '--keys-only', key])).stdout).toContain(key);
     await agent.proc.stop();
-    expect((await etcdctl(h, ['get', '--keys-only', '--prefix', '/rel/network/subnets/'])).stdout.trim()).toBe('');
+    expect((await lab.etcd.etcdctl(['get', '--keys-only', '--prefix', '/rel/network/subnets/'])).stdout.trim()).toBe('');
   });
 
   it('a network config naming a backend this version cannot run yet (udp) makes the agent exit 3, saying so', async () => {
     const h = lab.hosts[0]!;
-    await etcdctl(h, ['put', '/udp/network/config', '{"Network":"10.89.0.0/16","Backend":{"Type":"udp"}}']);
+    await lab.etcd.etcdctl(['put', '/udp/network/config', '{"Network":"10.89.0.0/16","Backend":{"Type":"udp"}}']);
     const agent = await startAgent(h, { dir: join(lab.tmpDir, 'udp'), etcd: ETCD, args: ['--iface', 'eth0', '--etcd-prefix', '/udp/network'] });
     expect((await agent.proc.exited).code).toBe(3);
     expect(agent.proc.stderr).toMatch(/Backend\.Type: "udp" is not available in this version/);
     // It took no subnet.
-    expect((await etcdctl(h, ['get', '--keys-only', '--prefix', '/udp/network/subnets/'])).stdout.trim()).toBe('');
+    expect((await lab.etcd.etcdctl(['get', '--keys-only', '--prefix', '/udp/network/subnets/'])).stdout.trim()).toBe('');
   });
 
   it('`weft agent` with a bad flag exits 2 naming it, and changes nothing', async () => {

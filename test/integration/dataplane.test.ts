@@ -182,7 +182,7 @@ describe('weft agent --install-cni', () => {
     // No network config yet: not ready, so nothing may be installed.
     await agent.waitFor((s) => s.waitingFor.includes('subnet lease'), 'the agent to wait for its config');
     expect((await h.exec(['ls', '-A', confDir], { allowFail: true })).stdout.trim()).toBe('');
-    await h.exec(['etcdctl', '--endpoints', ETCD, 'put', '/cni/network/config', '{"Network":"10.66.0.0/16"}'], { env: { ETCDCTL_API: '3' } });
+    await lab.etcd.etcdctl(['put', '/cni/network/config', '{"Network":"10.66.0.0/16"}']);
     await agent.ready();
     const deadline = Date.now() + 10_000;
     while ((await h.exec(['test', '-f', join(confDir, '10-weft.conflist')], { allowFail: true })).code !== 0 && Date.now() < deadline) {

@@ -66,17 +66,17 @@ describe('a lost etcd lease', () => {
     const after = await agent.waitFor((s) => s.leaseId !== before.leaseId && s.leases.some((l) => l.subnet === before.subnet), 'a new lease on the same subnet');
     expect(after.subnet).toBe(before.subnet);
     expect(agent.proc.stderr).toMatch(/SUBNET LEASE LOST/);
-    const keys = await lab.hosts[0]!.exec(['etcdctl', '--endpoints', ETCD, 'get', key], { env: { ETCDCTL_API: '3' } });
+    const keys = await lab.etcd.etcdctl(['get', key]);
     expect(keys.stdout).toContain(key);
   }
 
   it('is taken back on the same subnet when someone revokes it', async () => {
     await revokeAndExpectRecovery((hex) =>
-      lab.hosts[0]!.exec(['etcdctl', '--endpoints', ETCD, 'lease', 'revoke', hex], { env: { ETCDCTL_API: '3' } }),
+      lab.etcd.etcdctl(['lease', 'revoke', hex]),
     );
   });
 
   it('is taken back when someone deletes the subnet key', async () => {
-    await revokeAndExpectRecovery((_hex, key) => lab.hosts[0]!.exec(['etcdctl', '--endpoints', ETCD, 'del', key], { env: { ETCDCTL_API: '3' } }));
+    await revokeAndExpectRecovery((_hex, key) => lab.etcd.etcdctl(['del', key]));
   });
 });
