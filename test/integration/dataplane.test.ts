@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callAgent } from '../../agent/api/client.js';
 import type { Attachment, AttachmentList } from '../../agent/api/types.js';
-import { assertRoot, createLab, UNDERLAY_GATEWAY, type Lab, type LabContainer, type LabHost } from '../lab/index.js';
+import { assertRoot, createLab, pollUntil, UNDERLAY_GATEWAY, type Lab, type LabContainer, type LabHost } from '../lab/index.js';
 import { startAgent, weft, type WeftAgent } from '../lab/weft.js';
 
 const ETCD = `http://${UNDERLAY_GATEWAY}:2379`;
@@ -76,9 +76,8 @@ describe('data plane through real agents', () => {
     const subnetB = (await agents[1]!.status()).subnet!;
     await lab.hosts[0]!.exec(['ip', 'route', 'del', subnetB]);
     expect((await kernelObjects(lab.hosts[0]!, subnetB)).route).toBe(false);
-    const deadline = Date.now() + 15_000;
-    while (!(await kernelObjects(lab.hosts[0]!, subnetB)).route && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    expect(await kernelObjects(lab.hosts[0]!, subnetB)).toEqual({ route: true, neigh: true, fdb: 1 });
+    const healed = await pollUntil(() => kernelObjects(lab.hosts[0]!, subnetB), (o) => o.route, 15_000, 200);
+    expect(healed).toEqual({ route: true, neigh: true, fdb: 1 });
     expect((await containers[0]!.exec(['ping', '-c', '1', '-W', '2', ips[1]!], { allowFail: true })).code).toBe(0);
   });
 
@@ -106,12 +105,7 @@ describe('data plane through real agents', () => {
     expect(leave.code, leave.stderr).toBe(0);
     for (const a of agents.slice(0, 2)) await a.waitFor((s) => s.leases.length === 2, 'the lease to go');
     for (const h of [lab.hosts[0]!, lab.hosts[1]!]) {
-      const deadline = Date.now() + 10_000;
-      let objs = await kernelObjects(h, subnetC);
-      while ((objs.route || objs.neigh || objs.fdb > 0) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 100));
-        objs = await kernelObjects(h, subnetC);
-      }
+      const objs = await pollUntil(() => kernelObjects(h, subnetC), (o) => !o.route && !o.neigh && o.fdb === 0, 10_000);
       expect(objs).toEqual({ route: false, neigh: false, fdb: 0 });
     }
   });
@@ -184,10 +178,7 @@ describe('weft agent --install-cni', () => {
     expect((await h.exec(['ls', '-A', confDir], { allowFail: true })).stdout.trim()).toBe('');
     await lab.etcd.etcdctl(['put', '/cni/network/config', '{"Network":"10.66.0.0/16"}']);
     await agent.ready();
-    const deadline = Date.now() + 10_000;
-    while ((await h.exec(['test', '-f', join(confDir, '10-weft.conflist')], { allowFail: true })).code !== 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await pollUntil(() => h.exec(['test', '-f', join(confDir, '10-weft.conflist')], { allowFail: true }), (r) => r.code === 0, 10_000);
     const conf = JSON.parse((await h.exec(['cat', join(confDir, '10-weft.conflist')])).stdout) as { name: string; plugins: { type: string; runDir: string }[] };
     expect(conf.name).toBe('weft');
     expect(conf.plugins[0]).toEqual({ type: 'weft', runDir: agent.runDir });

@@ -8,7 +8,7 @@ import { parseCidr } from '../../ipam/cidr.js';
 import { createEtcdClient } from '../../ipam/etcd-client.js';
 import { EtcdSubnetRegistry } from '../../ipam/etcd-registry.js';
 import type { LeaseEvent } from '../../ipam/subnet-registry.js';
-import { assertRoot, startEtcd, type EtcdHandle } from '../lab/index.js';
+import { assertRoot, pollUntil, startEtcd, type EtcdHandle } from '../lab/index.js';
 
 const attrs = (ip: string) => ({ publicIP: ip, backendType: 'vxlan', backendData: { VtepMAC: '02:00:00:00:00:01' } });
 
@@ -70,8 +70,7 @@ describe('EtcdSubnetRegistry on a real etcd', () => {
     await other.put('/t/network/subnets/10.42.21.0-24').value('garbage');
     other.close();
     await g.revoke();
-    const deadline = Date.now() + 5000;
-    while (events.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await pollUntil(async () => events.length, (n) => n >= 3, 5000, 20);
     expect(events.map((e) => e.type)).toEqual(['put', 'invalid', 'delete']);
     await w.close();
   });

@@ -16,3 +16,4 @@ export { run, LabProcess, ExecError } from './exec.js';
 export type { ExecOptions, ExecResult, SpawnOptions, ExitStatus } from './exec.js';
 export { Namespace } from './netns.js';
 export { LAB_PREFIX, newRunId, labName } from './names.js';
+export { pollUntil } from './poll.js';
