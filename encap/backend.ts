@@ -14,8 +14,15 @@ export const ENCAP_OVERHEAD: Readonly<Record<BackendType, number>> = {
   udp: 28,
 };
 
-export function overlayMtu(backend: BackendType, underlayMtu: number): number {
-  return underlayMtu - ENCAP_OVERHEAD[backend];
+/**
+ * What a sealed udp datagram adds on top of ENCAP_OVERHEAD.udp: a 17-byte
+ * header (type, key id, epoch, counter; see native/src/udp_forwarder.c) and
+ * the 16-byte Poly1305 tag.
+ */
+export const SEAL_OVERHEAD = 33;
+
+export function overlayMtu(backend: BackendType, underlayMtu: number, sealed = false): number {
+  return underlayMtu - ENCAP_OVERHEAD[backend] - (backend === 'udp' && sealed ? SEAL_OVERHEAD : 0);
 }
 
 /** What one reconcile pass did: kernel writes asked for, done, and those that failed. */
@@ -34,5 +41,7 @@ export interface Backend {
    * May resolve with a summary (the vxlan backend does) for logs, status and metrics.
    */
   reconcile(local: Lease, remotes: readonly Lease[]): Promise<ReconcileSummary | void>;
+  /** Forwarding and drop counters, for status (backends that forward in userspace). */
+  stats?(): Readonly<Record<string, number>>;
   close(): Promise<void>;
 }

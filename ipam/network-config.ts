@@ -180,7 +180,9 @@ function parseBackend(raw: unknown, warnings: string[]): BackendConfig {
     const vni = r.uint('VNI', MAX_VNI) ?? DEFAULT_VNI;
     config = { type, vni, port: portValue || DEFAULT_VXLAN_PORT };
   } else {
-    config = { type: 'udp', vni: DEFAULT_VNI, port: portValue || DEFAULT_UDP_PORT };
+    // weft's own field: seal every datagram (encap/udp). flannel has no such field.
+    const encrypt = r.bool('Encrypt') ?? false;
+    config = { type: 'udp', vni: DEFAULT_VNI, port: portValue || DEFAULT_UDP_PORT, ...(encrypt ? { encrypt } : {}) };
   }
   r.warnUnused(IGNORED_BACKEND, warnings);
   return config;
@@ -272,7 +274,7 @@ export function serializeNetworkConfig(cfg: NetworkConfig): string {
   const backend =
     cfg.backend.type === 'vxlan'
       ? { Type: 'vxlan', VNI: cfg.backend.vni, Port: cfg.backend.port }
-      : { Type: cfg.backend.type, Port: cfg.backend.port };
+      : { Type: cfg.backend.type, Port: cfg.backend.port, ...(cfg.backend.encrypt ? { Encrypt: true } : {}) };
   return JSON.stringify({
     Network: formatCidr(cfg.network),
     SubnetLen: cfg.subnetLen,

@@ -16,6 +16,8 @@ export interface BackendConfig {
   readonly vni: number;
   /** UDP destination port of the encapsulation (vxlan default 8472, udp default 8285). */
   readonly port: number;
+  /** udp only: seal every datagram with an AEAD (`"Encrypt": true`); absent means false. */
+  readonly encrypt?: boolean;
 }
 
 /** The network config stored at `<prefix>/config`, validated, defaults filled in. */

@@ -1,12 +1,14 @@
 # weft's one native addon: the few syscalls Node cannot make (setns around
-# socket()/open(), raw AF_NETLINK I/O, TUNSETIFF). Plain C over Node-API so it
+# socket()/open(), raw AF_NETLINK I/O, TUNSETIFF) and the udp backend's data
+# path (udp_forwarder.c: TUN <-> UDP on its own threads, sealed with the
+# OpenSSL libcrypto that Node itself exports, so nothing extra is linked). Plain C over Node-API so it
 # builds offline from Node's own headers (npm's `nodedir`) with no npm deps.
 {
   "targets": [
     {
       "target_name": "weft_native",
-      "sources": ["src/weft_native.c"],
-      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
+      "sources": ["src/weft_native.c", "src/udp_forwarder.c"],
+      "cflags": ["-std=gnu11", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]
     }
   ]

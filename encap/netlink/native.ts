@@ -26,7 +26,7 @@ export interface NativeAddon {
   watch(fd: number, onReadable: (err: string | null) => void): NativeWatcher;
   tunOpen(
     name: string,
-    opts: { tap?: boolean; multiQueue?: boolean; nonBlock?: boolean },
+    opts: { tap?: boolean; multiQueue?: boolean; nonBlock?: boolean; persist?: boolean },
     nsFd: number,
   ): { fd: number; name: string };
   closeFd(fd: number): void;

@@ -23,6 +23,8 @@ export interface TunOptions {
   multiQueue?: boolean;
   /** O_NONBLOCK, for readiness-driven reads (see the header comment). */
   nonBlock?: boolean;
+  /** TUNSETPERSIST: the device outlives its fds (a killed process), so a restart reattaches to it. */
+  persist?: boolean;
   /** Create the device inside this namespace (e.g. /run/netns/NAME). */
   netnsPath?: string;
 }
@@ -38,7 +40,7 @@ export function openTun(opts: TunOptions = {}): TunDevice {
   const addon = loadNative();
   const nsFd = opts.netnsPath === undefined ? -1 : openNetnsFd(opts.netnsPath);
   try {
-    return addon.tunOpen(opts.name ?? '', { tap: opts.tap, multiQueue: opts.multiQueue, nonBlock: opts.nonBlock }, nsFd);
+    return addon.tunOpen(opts.name ?? '', { tap: opts.tap, multiQueue: opts.multiQueue, nonBlock: opts.nonBlock, persist: opts.persist }, nsFd);
   } catch (e) {
     throw fromSystemError(e, { op: opts.tap ? 'open tap' : 'open tun', object: opts.name || '(kernel-named)' });
   } finally {

@@ -39,6 +39,8 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "udp_forwarder.h"
+
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
 #endif
@@ -397,8 +399,10 @@ static napi_value watch(napi_env env, napi_callback_info info) {
 
 /* ---- TUN/TAP ------------------------------------------------------------ */
 
-/* tunOpen(name, { tap, multiQueue, nonBlock }, nsFd) -> { fd, name }.
- * name "" lets the kernel pick (tun%d). */
+/* tunOpen(name, { tap, multiQueue, nonBlock, persist }, nsFd) -> { fd, name }.
+ * name "" lets the kernel pick (tun%d). persist (TUNSETPERSIST) keeps the
+ * device, and the routes through it, when the last fd closes (a killed agent),
+ * so a restart attaches to the same device and changes nothing. */
 static napi_value tun_open(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -432,6 +436,12 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
     close(fd);
     fd = -1;
   }
+  if (fd >= 0 && get_bool_prop(env, argv[1], "persist") && ioctl(fd, TUNSETPERSIST, 1) < 0) {
+    err = errno;
+    failed = "ioctl(TUNSETPERSIST)";
+    close(fd);
+    fd = -1;
+  }
   netns_leave(saved);
   if (fd < 0) return throw_errno(env, err, failed, "open tun");
 
@@ -459,6 +469,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"watch", NULL, watch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpForwarderOpen", NULL, udp_forwarder_open, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_OK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -224,12 +224,12 @@ describe('network config', () => {
     expect((await lab.etcd.etcdctl(['get', '--keys-only', '--prefix', '/rel/network/subnets/'])).stdout.trim()).toBe('');
   });
 
-  it('a network config naming a backend this version cannot run yet (udp) makes the agent exit 3, saying so', async () => {
+  it('a sealed udp network without a key for the agent makes it exit 3, saying so', async () => {
     const h = lab.hosts[0]!;
-    await lab.etcd.etcdctl(['put', '/udp/network/config', '{"Network":"10.89.0.0/16","Backend":{"Type":"udp"}}']);
+    await lab.etcd.etcdctl(['put', '/udp/network/config', '{"Network":"10.89.0.0/16","Backend":{"Type":"udp","Encrypt":true}}']);
     const agent = await startAgent(h, { dir: join(lab.tmpDir, 'udp'), etcd: ETCD, args: ['--iface', 'eth0', '--etcd-prefix', '/udp/network'] });
     expect((await agent.proc.exited).code).toBe(3);
-    expect(agent.proc.stderr).toMatch(/Backend\.Type: "udp" is not available in this version/);
+    expect(agent.proc.stderr).toMatch(/Backend\.Encrypt is true/);
     // It took no subnet.
     expect((await lab.etcd.etcdctl(['get', '--keys-only', '--prefix', '/udp/network/subnets/'])).stdout.trim()).toBe('');
   });
