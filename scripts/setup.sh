@@ -26,6 +26,9 @@ need=(
   "python3 python3"
   "make make"
   "g++ g++"
+  # the udp backend's sealing (native/src/udp_forwarder.c) calls the libcrypto Node
+  # exports; Node's own headers carry OpenSSL's, this covers a Node built without them
+  "/usr/include/openssl/evp.h libssl-dev"
 )
 missing=()
 for pair in "${need[@]}"; do
