@@ -131,7 +131,7 @@ describe('the installed conflist through the CNI protocol', () => {
   const service: AttachmentService = {
     add: async (req) => {
       seen.push(req);
-      return { interfaces: [{ name: 'vw1' }, { name: 'eth0', mac: req.mac ?? '', sandbox: req.netns, mtu: 1450 }], ips: [{ address: req.ips?.[0] ?? '', gateway: '10.42.7.1', interface: 1 }], routes: [{ dst: '0.0.0.0/0', gw: '10.42.7.1' }], dns: {} };
+      return { interfaces: [{ name: 'vw1' }, { name: 'eth0', mac: req.mac ?? '', sandbox: req.netns, mtu: 1450 }], ips: [{ address: `${req.ip ?? ''}/24`, gateway: '10.42.7.1', interface: 1 }], routes: [{ dst: '0.0.0.0/0', gw: '10.42.7.1' }], dns: {} };
     },
     del: async () => undefined,
     check: async () => undefined,
@@ -148,7 +148,7 @@ describe('the installed conflist through the CNI protocol', () => {
     expect(res.cniVersion).toBe('1.0.0');
     expect(res.ips[0]).toEqual({ address: '10.42.7.9/24', gateway: '10.42.7.1', interface: 1 });
     expect(res.interfaces[1]).not.toHaveProperty('mtu'); // a 1.1.0 field
-    expect(seen[0]).toMatchObject({ ips: ['10.42.7.9/24'], mac: 'c2:11:22:33:44:55' });
+    expect(seen[0]).toMatchObject({ ip: '10.42.7.9', ipField: 'runtimeConfig.ips', mac: 'c2:11:22:33:44:55' });
   });
 
   it('is accepted at 1.1.0 (newer libcni picks it from cniVersions), where STATUS exists', async () => {
