@@ -13,6 +13,7 @@
 
 import type { Logger } from 'pino';
 import { WeftError } from '../../ipam/errors.js';
+import { describeKeyring } from '../../ipam/keys.js';
 import type { Lease, NetworkConfig } from '../../ipam/types.js';
 import type { Backend, ReconcileSummary } from '../backend.js';
 import type { Netlink } from '../netlink/index.js';
@@ -20,12 +21,12 @@ import type { SysctlWriter } from '../sysctl.js';
 import { Coalescer } from '../vxlan/serial.js';
 import { takeEpoch } from './epoch.js';
 import { openNativeDataPath, type OpenDataPath, type UdpDataPath } from './forwarder.js';
-import { type DeriveKey, type Keyring, hkdfKey, peerKeys } from './keys.js';
+import { type DeriveKey, type Keyring, peerKeys } from './keys.js';
 import type { PeerEntry } from './peer-table.js';
 import { TUN_NAME, type UdpPeer, planUdp } from './plan.js';
 import { applyUdpOps, diffUdp, readUdpActual } from './reconcile.js';
 
-/** Where the keyring comes from (the agent's key source: --key-file or the cluster key in etcd). */
+/** Where the keyring comes from: the agent's KeySource (--key-file, or the cluster key in etcd). */
 export interface UdpKeySource {
   current(): Keyring;
   /** Calls fn after every change; returns the unsubscribe function. */
@@ -68,7 +69,6 @@ export function createUdpBackend(opts: UdpBackendOptions): UdpBackend {
   if (sealed && !opts.keys) {
     throw new WeftError('INVALID_CONFIG', 'Backend.Encrypt is true but no key source was given (--key-file or the cluster key in etcd)', { field: 'Backend.Encrypt' });
   }
-  const derive = opts.deriveKey ?? hkdfKey;
   const openDataPath = opts.openDataPath ?? openNativeDataPath;
   let dataPath: UdpDataPath | undefined;
   let peers: readonly UdpPeer[] = [];
@@ -85,14 +85,14 @@ export function createUdpBackend(opts: UdpBackendOptions): UdpBackend {
       len: p.subnet.len,
       ip: p.ip,
       port: p.port,
-      keys: ring ? peerKeys(ring, underlay.publicIP, p.publicIP, derive) : [],
+      keys: ring ? peerKeys(ring, underlay.publicIP, p.publicIP, opts.deriveKey) : [],
     }));
     dataPath.setPeers(entries);
   };
   const unsubscribe = opts.keys?.subscribe(() => {
     if (closed) return;
     push();
-    log.info({ keyIds: opts.keys!.current().keys.map((k) => k.id) }, 'udp keys changed; peer keys re-derived');
+    log.info({ keys: describeKeyring(opts.keys!.current()) }, 'udp keys changed; peer keys re-derived');
   });
 
   const drops = (): void => {

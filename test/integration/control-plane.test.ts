@@ -2,6 +2,7 @@
 // Distinct subnets, every agent sees every lease, restarts keep the subnet,
 // an etcd outage loses nothing, garbage is skipped, bad config is refused.
 
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertRoot, createLab, UNDERLAY_GATEWAY, type Lab } from '../lab/index.js';
@@ -224,12 +225,14 @@ describe('network config', () => {
     expect((await lab.etcd.etcdctl(['get', '--keys-only', '--prefix', '/rel/network/subnets/'])).stdout.trim()).toBe('');
   });
 
-  it('a sealed udp network without a key for the agent makes it exit 3, saying so', async () => {
+  it('a sealed udp network with a --key-file that holds no key makes the agent exit 2 naming the file, before it takes a subnet', async () => {
     const h = lab.hosts[0]!;
     await lab.etcd.etcdctl(['put', '/udp/network/config', '{"Network":"10.89.0.0/16","Backend":{"Type":"udp","Encrypt":true}}']);
-    const agent = await startAgent(h, { dir: join(lab.tmpDir, 'udp'), etcd: ETCD, args: ['--iface', 'eth0', '--etcd-prefix', '/udp/network'] });
-    expect((await agent.proc.exited).code).toBe(3);
-    expect(agent.proc.stderr).toMatch(/Backend\.Encrypt is true/);
+    const keyFile = join(lab.tmpDir, 'bad.key');
+    await writeFile(keyFile, 'not a key\n');
+    const agent = await startAgent(h, { dir: join(lab.tmpDir, 'udp'), etcd: ETCD, args: ['--iface', 'eth0', '--etcd-prefix', '/udp/network', '--key-file', keyFile] });
+    expect((await agent.proc.exited).code).toBe(2);
+    expect(agent.proc.stderr).toContain(`--key-file ${keyFile}, line 1`);
     // It took no subnet.
     expect((await lab.etcd.etcdctl(['get', '--keys-only', '--prefix', '/udp/network/subnets/'])).stdout.trim()).toBe('');
   });

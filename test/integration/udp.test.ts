@@ -72,7 +72,7 @@ describe.each([
   const keyFiles: string[] = [];
   const prefix = `/udp-${mode}/network`;
   const mtu = 1500 - 28 - (sealed ? 33 : 0);
-  const stats = async (i: number): Promise<Record<string, number>> => (await agents[i]!.status()).dataplane ?? {};
+  const stats = async (i: number): Promise<Record<string, number>> => ((await agents[i]!.status())['dataplane'] ?? {}) as Record<string, number>;
   const drops = (s: Record<string, number>): number => Object.entries(s).reduce((n, [k, v]) => (k.startsWith('drop') ? n + v : n), 0);
   // What hosts 0 and 1 hold now (rotation changes it); a host that joins later gets the same.
   let ring: string[] = [];

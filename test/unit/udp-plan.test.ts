@@ -9,7 +9,8 @@ import type { Lease, NetworkConfig } from '../../ipam/types.js';
 import { deriveBridgeMac } from '../../encap/vxlan/vtep-mac.js';
 import { RTPROT_WEFT } from '../../encap/netlink/index.js';
 import type { RouteInfo } from '../../encap/netlink/index.js';
-import { diffUdp, encodePeerTable, hkdfKey, nextEpoch, parseEpoch, peerKeys, planUdp, type UdpActual, type UdpPlanInput } from '../../encap/udp/index.js';
+import { deriveKey } from '../../ipam/keys.js';
+import { diffUdp, encodePeerTable, nextEpoch, parseEpoch, peerKeys, planUdp, type UdpActual, type UdpPlanInput } from '../../encap/udp/index.js';
 
 const plain: NetworkConfig = parseNetworkConfig({ Network: '10.43.0.0/16', Backend: { Type: 'udp' } });
 const sealed: NetworkConfig = parseNetworkConfig({ Network: '10.43.0.0/16', Backend: { Type: 'udp', Port: 9000, Encrypt: true } });
@@ -124,8 +125,8 @@ describe('diffUdp', () => {
 describe('peerKeys', () => {
   const ring = { keys: [{ id: 7, secret: Buffer.alloc(32, 1) }, { id: 0xfffffffe, secret: Buffer.alloc(32, 2) }] };
   it("derives one key per direction: A's sending key is B's receiving key, never its own", () => {
-    const a = peerKeys(ring, '198.18.0.11', '198.18.0.12', hkdfKey);
-    const b = peerKeys(ring, '198.18.0.12', '198.18.0.11', hkdfKey);
+    const a = peerKeys(ring, '198.18.0.11', '198.18.0.12', deriveKey);
+    const b = peerKeys(ring, '198.18.0.12', '198.18.0.11', deriveKey);
     expect(a.map((k) => k.id)).toEqual([7, 0xfffffffe]);
     expect(a[0]!.tx.equals(b[0]!.rx)).toBe(true);
     expect(a[0]!.rx.equals(b[0]!.tx)).toBe(true);
@@ -136,7 +137,7 @@ describe('peerKeys', () => {
   it('uses the injected derivation (ipam/keys.ts deriveKey) with a purpose and the direction as context', () => {
     const seen: string[] = [];
     peerKeys({ keys: [ring.keys[0]!] }, '1.1.1.1', '2.2.2.2', (_s, purpose, ctx) => (seen.push(`${purpose}|${ctx}`), Buffer.alloc(32)));
-    expect(seen).toEqual(['weft udp seal v1|1.1.1.1>2.2.2.2', 'weft udp seal v1|2.2.2.2>1.1.1.1']);
+    expect(seen).toEqual(['udp|1.1.1.1>2.2.2.2', 'udp|2.2.2.2>1.1.1.1']);
   });
 });
 
