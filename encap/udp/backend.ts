@@ -14,7 +14,7 @@
 import type { Logger } from 'pino';
 import { WeftError } from '../../ipam/errors.js';
 import { describeKeyring } from '../../ipam/keys.js';
-import type { Lease, NetworkConfig } from '../../ipam/types.js';
+import type { Cidr, Lease, NetworkConfig } from '../../ipam/types.js';
 import type { Backend, ReconcileSummary } from '../backend.js';
 import type { Netlink } from '../netlink/index.js';
 import type { SysctlWriter } from '../sysctl.js';
@@ -72,12 +72,13 @@ export function createUdpBackend(opts: UdpBackendOptions): UdpBackend {
   const openDataPath = opts.openDataPath ?? openNativeDataPath;
   let dataPath: UdpDataPath | undefined;
   let peers: readonly UdpPeer[] = [];
+  let localSubnet: Cidr | undefined;
   let closed = false;
   let lastSkipped = '';
   let lastStats: Record<string, number> = {};
 
   const push = (): void => {
-    if (!dataPath) return;
+    if (!dataPath || !localSubnet) return;
     const ring = sealed ? opts.keys!.current() : undefined;
     if (ring && ring.keys.length === 0) log.error('the keyring is empty: nothing can be sealed or opened');
     const entries: PeerEntry[] = peers.map((p) => ({
@@ -87,7 +88,7 @@ export function createUdpBackend(opts: UdpBackendOptions): UdpBackend {
       port: p.port,
       keys: ring ? peerKeys(ring, underlay.publicIP, p.publicIP, opts.deriveKey) : [],
     }));
-    dataPath.setPeers(entries);
+    dataPath.setPeers(localSubnet, entries);
   };
   const unsubscribe = opts.keys?.subscribe(() => {
     if (closed) return;
@@ -130,6 +131,7 @@ export function createUdpBackend(opts: UdpBackendOptions): UdpBackend {
     }
     // Peers first: the route into the TUN device only helps once the forwarder knows where to send.
     peers = plan.peers;
+    localSubnet = local.subnet;
     push();
     const ops = diffUdp(plan, await readUdpActual(nl, plan, config.network));
     const result = ops.length ? await applyUdpOps(nl, plan, ops) : { applied: 0, failed: [] };

@@ -6,6 +6,7 @@
 
 import { parseIp } from '../../ipam/cidr.js';
 import { WeftError } from '../../ipam/errors.js';
+import type { Cidr } from '../../ipam/types.js';
 import { openTun } from '../netlink/index.js';
 import { loadNative } from '../netlink/native.js';
 import { closeSync } from 'node:fs';
@@ -24,7 +25,8 @@ interface NativeUdp {
 }
 
 export interface UdpDataPath {
-  setPeers(peers: readonly PeerEntry[]): void;
+  /** The whole table: this host's subnet (the only destination accepted from peers) and the peers. */
+  setPeers(local: Cidr, peers: readonly PeerEntry[]): void;
   /** Counters: txPackets, rxPackets, …, and drop* per reason. */
   stats(): Record<string, number>;
   close(): void;
@@ -62,7 +64,7 @@ export const openNativeDataPath: OpenDataPath = (opts) => {
     throw new WeftError('KERNEL', `udp backend: cannot start the forwarder: ${err.message}${hint}`, { code: err.code, port: opts.port });
   }
   return {
-    setPeers: (peers) => native.setPeers(encodePeerTable(peers)),
+    setPeers: (local, peers) => native.setPeers(encodePeerTable(local, peers)),
     stats: () => native.stats(),
     close: () => native.close(),
   };

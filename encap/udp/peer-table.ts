@@ -1,8 +1,10 @@
 // The wire format between encap/udp (TypeScript, control) and the native
 // forwarder (native/src/udp_forwarder.c, data path): the whole peer table in
 // one buffer, pushed on every change, so the C side never parses text or
-// calls back into JavaScript. Pure, and the layout is pinned by a unit test:
-//   u32 count, then per peer (little endian)
+// calls back into JavaScript. Pure, and the layout is pinned by a unit test
+// (little endian):
+//   u32 this host's subnet, u8 its prefix length, 3 zero bytes (received
+//   packets must be addressed inside it), u32 count, then per peer
 //   u32 subnet, u8 prefix length, u8 key count, u16 port, u32 public IP,
 //   key count × (u32 key id, 32-byte send key, 32-byte receive key)
 
@@ -21,11 +23,13 @@ export interface PeerEntry {
 
 const KEY_BYTES = 4 + 32 + 32;
 
-export function encodePeerTable(peers: readonly PeerEntry[]): Buffer {
-  const size = 4 + peers.reduce((n, p) => n + 12 + p.keys.length * KEY_BYTES, 0);
+export function encodePeerTable(local: { readonly addr: number; readonly len: number }, peers: readonly PeerEntry[]): Buffer {
+  const size = 12 + peers.reduce((n, p) => n + 12 + p.keys.length * KEY_BYTES, 0);
   const b = Buffer.alloc(size);
-  b.writeUInt32LE(peers.length, 0);
-  let off = 4;
+  b.writeUInt32LE(local.addr >>> 0, 0);
+  b.writeUInt8(local.len, 4);
+  b.writeUInt32LE(peers.length, 8);
+  let off = 12;
   for (const p of peers) {
     b.writeUInt32LE(p.subnet >>> 0, off);
     b.writeUInt8(p.len, off + 4);

@@ -90,6 +90,7 @@ typedef struct {
 } peer_t;
 
 typedef struct {
+  uint32_t local, local_mask; /* this host's subnet: the only destination a received packet may have */
   int n;
   peer_t *by_subnet; /* sorted by subnet; subnets are disjoint (the planner ensures it) */
   int *by_ip;        /* indexes into by_subnet, sorted by ip */
@@ -98,13 +99,13 @@ typedef struct {
 enum {
   C_TX_PACKETS, C_TX_BYTES, C_RX_PACKETS, C_RX_BYTES,
   C_DROP_NO_ROUTE, C_DROP_NOT_IPV4, C_DROP_UNKNOWN_PEER, C_DROP_BAD_SOURCE, C_DROP_MALFORMED,
-  C_DROP_UNKNOWN_KEY, C_DROP_AUTH, C_DROP_REPLAY, C_DROP_SEND_ERR, C_DROP_TUN_WRITE, C_DROP_NOT_SEALED,
+  C_DROP_UNKNOWN_KEY, C_DROP_AUTH, C_DROP_REPLAY, C_DROP_SEND_ERR, C_DROP_TUN_WRITE, C_DROP_NOT_SEALED, C_DROP_BAD_DEST,
   C_COUNT
 };
 static const char *counter_names[C_COUNT] = {
     "txPackets", "txBytes", "rxPackets", "rxBytes",
     "dropNoRoute", "dropNotIpv4", "dropUnknownPeer", "dropBadSource", "dropMalformed",
-    "dropUnknownKey", "dropAuth", "dropReplay", "dropSendError", "dropTunWrite", "dropNotSealed",
+    "dropUnknownKey", "dropAuth", "dropReplay", "dropSendError", "dropTunWrite", "dropNotSealed", "dropBadDestination",
 };
 
 typedef struct fwd fwd_t;
@@ -398,8 +399,12 @@ done:
   return NULL;
 }
 
-/* Checks the plain IPv4 packet against its sender; returns 1 when it may go to the TUN. */
-static int inner_ok(fwd_t *f, const peer_t *p, const uint8_t *pkt, int len) {
+/*
+ * Checks the plain IPv4 packet against its sender and this host; returns 1
+ * when it may go to the TUN. The destination check keeps a peer from using
+ * this host as a relay to anywhere else.
+ */
+static int inner_ok(fwd_t *f, const table_t *t, const peer_t *p, const uint8_t *pkt, int len) {
   if (len < 20 || (pkt[0] >> 4) != 4 || (pkt[0] & 0x0f) < 5) {
     count(f, C_DROP_MALFORMED, 1);
     return 0;
@@ -409,11 +414,15 @@ static int inner_ok(fwd_t *f, const peer_t *p, const uint8_t *pkt, int len) {
     count(f, C_DROP_BAD_SOURCE, 1);
     return 0;
   }
+  if ((get32(pkt + 16) & t->local_mask) != t->local) {
+    count(f, C_DROP_BAD_DEST, 1);
+    return 0;
+  }
   return 1;
 }
 
 /* One datagram from `from`: checked, opened, written to the TUN device, or dropped and counted. */
-static void rx_one(fwd_t *f, EVP_CIPHER_CTX *ctx, peer_t *p, uint8_t *d, int len, uint8_t *plain, int tun) {
+static void rx_one(fwd_t *f, EVP_CIPHER_CTX *ctx, const table_t *t, peer_t *p, uint8_t *d, int len, uint8_t *plain, int tun) {
   const uint8_t *pkt = d;
   int plen = len;
   if (f->sealed) {
@@ -440,14 +449,14 @@ static void rx_one(fwd_t *f, EVP_CIPHER_CTX *ctx, peer_t *p, uint8_t *d, int len
       return;
     }
     pkt = plain;
-    if (!inner_ok(f, p, pkt, plen)) return;
+    if (!inner_ok(f, t, p, pkt, plen)) return;
     replay_mark(&p->replay, epoch, ctr);
   } else {
     if (len > 0 && d[0] == SEAL_TYPE) {
       count(f, C_DROP_MALFORMED, 1);
       return;
     }
-    if (!inner_ok(f, p, pkt, plen)) return;
+    if (!inner_ok(f, t, p, pkt, plen)) return;
   }
   ssize_t w;
   do {
@@ -514,10 +523,10 @@ static void *rx_main(void *arg) {
         continue;
       }
       if (len == 0) {
-        rx_one(f, ctx, p, d, 0, plain, tun);
+        rx_one(f, ctx, t, p, d, 0, plain, tun);
         continue;
       }
-      for (int off = 0; off < len; off += seg) rx_one(f, ctx, p, d + off, len - off < seg ? len - off : seg, plain, tun);
+      for (int off = 0; off < len; off += seg) rx_one(f, ctx, t, p, d + off, len - off < seg ? len - off : seg, plain, tun);
     }
     pthread_rwlock_unlock(&f->lock);
   }
@@ -542,18 +551,23 @@ static int cmp_ip(const void *a, const void *b) {
 }
 
 /*
- * Buffer (little endian): u32 count, then per peer
+ * Buffer (little endian): u32 local subnet, u8 its prefix len, 3 zero bytes,
+ * u32 count, then per peer
  *   u32 subnet, u8 prefix len, u8 nkeys, u16 port, u32 ip, nkeys x (u32 id, 32 tx, 32 rx)
  * Returns NULL on malformed input (TypeScript builds it, so that is a bug).
  */
 static table_t *table_parse(const uint8_t *b, size_t len) {
-  if (len < 4) return NULL;
-  uint32_t n;
-  memcpy(&n, b, 4);
-  size_t off = 4;
+  if (len < 12 || b[4] > 32) return NULL;
+  uint32_t n, local;
+  memcpy(&local, b, 4);
+  uint8_t local_len = b[4];
+  memcpy(&n, b + 8, 4);
+  size_t off = 12;
   if (n > 1u << 20) return NULL;
   table_t *t = calloc(1, sizeof *t);
   if (!t) return NULL;
+  t->local_mask = local_len == 0 ? 0 : 0xffffffffu << (32 - local_len);
+  t->local = local & t->local_mask;
   t->by_subnet = calloc(n ? n : 1, sizeof *t->by_subnet);
   t->by_ip = calloc(n ? n : 1, sizeof *t->by_ip);
   if (!t->by_subnet || !t->by_ip) goto bad;

@@ -204,6 +204,36 @@ describe.each([
     console.log(`udp ${mode}: SIGKILL + restart: longest gap between ping replies ${(gap * 1000).toFixed(0)} ms; ${replies.length}/${count} replies`);
   }, 60_000);
 
+  // Plain datagrams are bare IP packets, so a test can forge them without keys.
+  if (!sealed) {
+    describe('inner checks', () => {
+      it("a peer's packet with a source outside its subnet, or a destination outside ours, is dropped and counted", async () => {
+        const subnetA = (await agents[0]!.status()).subnet!;
+        const base = subnetA.split('/')[0]!.split('.').map(Number);
+        const packet = (src: number[], dst: string): string => {
+          const b = Buffer.alloc(28);
+          b[0] = 0x45;
+          b.writeUInt16BE(28, 2);
+          b[8] = 64;
+          b[9] = 1; // ICMP
+          Buffer.from(src).copy(b, 12);
+          Buffer.from(dst.split('.').map(Number)).copy(b, 16);
+          b[20] = 8; // echo request
+          return b.toString('base64');
+        };
+        const before = await stats(1);
+        const inA = [base[0]!, base[1]!, base[2]!, 9];
+        await sendDatagrams(lab.hosts[0]!, lab.hosts[0]!.ip, lab.hosts[1]!.ip, {
+          payloads: [packet([10, 43, 250, 9], ips[1]!), packet(inA, UNDERLAY_GATEWAY), packet(inA, '10.43.250.1')],
+        });
+        const after = await pollUntil(() => stats(1), (x) => x['dropBadSource']! + x['dropBadDestination']! >= before['dropBadSource']! + before['dropBadDestination']! + 3, 5000);
+        expect(after['dropBadSource']).toBe(before['dropBadSource']! + 1);
+        expect(after['dropBadDestination']).toBe(before['dropBadDestination']! + 2);
+        expect(after['rxPackets']).toBe(before['rxPackets']);
+      });
+    });
+  }
+
   // Keys exist only in sealed mode: defined (not skipped) for it alone.
   if (sealed) {
     describe('keys', () => {

@@ -47,7 +47,7 @@ function fakeDataPath(): { open: (o: DataPathOptions) => UdpDataPath; pushed: Pe
     counters,
     open: (o) => {
       opened.push(o);
-      return { setPeers: (p) => void pushed.push([...p]), stats: () => ({ ...counters }), close: () => undefined };
+      return { setPeers: (_local, p) => void pushed.push([...p]), stats: () => ({ ...counters }), close: () => undefined };
     },
   };
 }

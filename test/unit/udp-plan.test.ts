@@ -142,18 +142,20 @@ describe('peerKeys', () => {
 });
 
 describe('encodePeerTable', () => {
-  it('lays out count, then subnet, prefix, key count, port, IP and keys, little endian', () => {
+  it('lays out the local subnet, the count, then per peer subnet, prefix, key count, port, IP and keys, little endian', () => {
     const k = { id: 0x01020304, tx: Buffer.alloc(32, 0xaa), rx: Buffer.alloc(32, 0xbb) };
-    const b = encodePeerTable([{ subnet: parseIp('10.43.3.0'), len: 24, ip: parseIp('198.18.0.13'), port: 8285, keys: [k] }]);
-    expect(b.length).toBe(4 + 12 + 68);
-    expect(b.readUInt32LE(0)).toBe(1);
-    expect(b.readUInt32LE(4)).toBe(parseIp('10.43.3.0'));
-    expect([b[8], b[9], b.readUInt16LE(10)]).toEqual([24, 1, 8285]);
-    expect(b.readUInt32LE(12)).toBe(parseIp('198.18.0.13'));
-    expect(b.readUInt32LE(16)).toBe(0x01020304);
-    expect(b.subarray(20, 52).equals(k.tx)).toBe(true);
-    expect(b.subarray(52, 84).equals(k.rx)).toBe(true);
-    expect(encodePeerTable([])).toEqual(Buffer.from([0, 0, 0, 0]));
+    const b = encodePeerTable(parseCidr('10.43.7.0/24'), [{ subnet: parseIp('10.43.3.0'), len: 24, ip: parseIp('198.18.0.13'), port: 8285, keys: [k] }]);
+    expect(b.length).toBe(12 + 12 + 68);
+    expect([b.readUInt32LE(0), b[4], b[5], b[6], b[7]]).toEqual([parseIp('10.43.7.0'), 24, 0, 0, 0]);
+    expect(b.readUInt32LE(8)).toBe(1);
+    const o = 12;
+    expect(b.readUInt32LE(o)).toBe(parseIp('10.43.3.0'));
+    expect([b[o + 4], b[o + 5], b.readUInt16LE(o + 6)]).toEqual([24, 1, 8285]);
+    expect(b.readUInt32LE(o + 8)).toBe(parseIp('198.18.0.13'));
+    expect(b.readUInt32LE(o + 12)).toBe(0x01020304);
+    expect(b.subarray(o + 16, o + 48).equals(k.tx)).toBe(true);
+    expect(b.subarray(o + 48, o + 80).equals(k.rx)).toBe(true);
+    expect(encodePeerTable(parseCidr('10.43.7.0/24'), []).readUInt32LE(8)).toBe(0);
   });
 });
 
