@@ -2,14 +2,17 @@
  * The udp backend's data path: TUN <-> UDP on threads of its own, so no
  * packet ever passes through the Node event loop or the libuv thread pool.
  *
- *   per TUN queue, one TX thread:  read() packets until EAGAIN (a batch) ->
- *       look the destination up in the peer table (subnet -> IP:port) ->
- *       seal (optional) -> one sendmmsg() for the batch, runs of datagrams
- *       to one peer as one UDP GSO message (UDP_SEGMENT)
- *   one RX thread:                 recvmmsg() a batch (UDP_GRO on, so one
- *       buffer may hold a run of datagrams) -> sender must be a
- *       peer, inner source inside that peer's subnet -> open (optional,
- *       with a replay window) -> write() to the TUN device
+ * One worker thread per TUN queue (one by default); worker 0 also owns the
+ * UDP socket. Each takes whatever is ready, sleeping in poll() only when
+ * both sides are empty (see worker_main):
+ *   send:    read() packets until EAGAIN (a batch) -> look the destination
+ *       up in the peer table (subnet -> IP:port) -> seal (optional) -> one
+ *       sendmmsg() for the batch, runs of datagrams to one peer as one UDP
+ *       GSO message (UDP_SEGMENT)
+ *   receive: recvmmsg() a batch (UDP_GRO on, so one buffer may hold a run
+ *       of datagrams) -> sender must be a peer, inner source inside that
+ *       peer's subnet, destination inside ours -> open (optional, with a
+ *       replay window) -> write() to the TUN device
  *
  * Control stays in TypeScript (encap/udp/): it opens the TUN queues, computes
  * the peer table and the per-peer-direction keys (HKDF), and pushes them here
@@ -29,7 +32,7 @@
  * encap/udp/epoch.ts). The receiver keeps, per peer, the newest epoch and a
  * 2048-bit window of counters below the highest seen; a datagram is only
  * counted in the window after its tag verified, so forged datagrams cannot
- * move the window.
+ * move the window; only worker 0 receives, so the windows need no lock.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,6 +47,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <node_api.h>
@@ -85,7 +89,7 @@ typedef struct {
   uint16_t port;
   int nkeys;
   peer_key_t keys[MAX_KEYS];
-  replay_t replay; /* touched only by the RX thread */
+  replay_t replay; /* touched only by worker 0, the one that receives */
   struct sockaddr_in addr;
 } peer_t;
 
@@ -128,7 +132,6 @@ struct fwd {
   table_t *table;
   atomic_uint_fast64_t c[C_COUNT];
   txarg_t tx[MAX_QUEUES];
-  pthread_t rx;
   atomic_int gso; /* UDP_SEGMENT works here (cleared on the first refusal) */
   int gro;        /* UDP_GRO is on: a receive may hold several datagrams */
   int started;    /* threads running */
@@ -250,48 +253,61 @@ static EVP_CIPHER_CTX *new_ctx(int enc) {
   return ctx;
 }
 
-/* ---- threads ------------------------------------------------------------ */
+/* ---- workers ------------------------------------------------------------ */
 
-/* Waits until fd is readable or stop is signalled; 0 to go on, -1 to stop. */
-static int wait_readable(fwd_t *f, int fd) {
-  struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = f->stopfd, .events = POLLIN}};
-  for (;;) {
-    int r = poll(p, 2, -1);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
-    if (p[1].revents) return -1;
-    return 0;
-  }
-}
-
-static void *tx_main(void *arg) {
-  txarg_t *a = arg;
-  fwd_t *f = a->f;
-  int tun = f->tun[a->queue];
-  uint8_t *in = malloc((size_t)BATCH * MAX_PKT);
-  uint8_t *out = f->sealed ? malloc((size_t)BATCH * (MAX_PKT + SEAL_HDR + SEAL_TAG)) : NULL;
+/* A worker's sending side: buffers for one batch read from a TUN queue. */
+typedef struct {
+  uint8_t *in, *out;
   int lens[BATCH], segs[BATCH];
   size_t bytes[BATCH];
   peer_t *to[BATCH];
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   char ctrl[BATCH][CMSG_SPACE(sizeof(uint16_t))];
-  EVP_CIPHER_CTX *ctx = f->sealed ? new_ctx(1) : NULL;
-  if (!in || (f->sealed && (!out || !ctx))) goto done;
-  for (;;) {
-    int n = 0;
-    while (n < BATCH) {
-      ssize_t r = read(tun, in + (size_t)n * MAX_PKT, MAX_PKT);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        break; /* EAGAIN: the batch is what we have */
-      }
-      lens[n++] = (int)r;
+  EVP_CIPHER_CTX *ctx;
+} tx_state_t;
+
+static void tx_state_free(tx_state_t *s) {
+  if (!s) return;
+  free(s->in);
+  free(s->out);
+  if (s->ctx) EVP_CIPHER_CTX_free(s->ctx);
+  free(s);
+}
+
+static tx_state_t *tx_state_new(fwd_t *f) {
+  tx_state_t *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->in = malloc((size_t)BATCH * MAX_PKT);
+  s->out = f->sealed ? malloc((size_t)BATCH * (MAX_PKT + SEAL_HDR + SEAL_TAG)) : NULL;
+  s->ctx = f->sealed ? new_ctx(1) : NULL;
+  if (!s->in || (f->sealed && (!s->out || !s->ctx))) {
+    tx_state_free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* Reads what the TUN queue holds (up to a batch), seals and sends it; returns the packets read. */
+static int tx_batch(fwd_t *f, tx_state_t *s, int tun) {
+  uint8_t *in = s->in, *out = s->out;
+  int *lens = s->lens, *segs = s->segs;
+  size_t *bytes = s->bytes;
+  peer_t **to = s->to;
+  struct mmsghdr *msgs = s->msgs;
+  struct iovec *iov = s->iov;
+  EVP_CIPHER_CTX *ctx = s->ctx;
+  int n = 0;
+  while (n < BATCH) {
+    ssize_t r = read(tun, in + (size_t)n * MAX_PKT, MAX_PKT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break; /* EAGAIN: the batch is what we have */
     }
-    if (n == 0) {
-      if (wait_readable(f, tun) < 0) break;
-      continue;
-    }
+    lens[n++] = (int)r;
+  }
+  if (n == 0) return 0;
+  {
     int m = 0;
     uint64_t ctr = 0;
     if (f->sealed) ctr = atomic_fetch_add(&f->counter, (uint64_t)n);
@@ -352,9 +368,9 @@ static void *tx_main(void *arg) {
       h->msg_iov = &iov[k];
       h->msg_iovlen = (size_t)(j - k);
       if (j - k > 1) {
-        memset(ctrl[nm], 0, sizeof ctrl[nm]);
-        h->msg_control = ctrl[nm];
-        h->msg_controllen = sizeof ctrl[nm];
+        memset(s->ctrl[nm], 0, sizeof s->ctrl[nm]);
+        h->msg_control = s->ctrl[nm];
+        h->msg_controllen = sizeof s->ctrl[nm];
         struct cmsghdr *c = CMSG_FIRSTHDR(h);
         c->cmsg_level = SOL_UDP;
         c->cmsg_type = UDP_SEGMENT;
@@ -392,11 +408,7 @@ static void *tx_main(void *arg) {
     }
     pthread_rwlock_unlock(&f->lock);
   }
-done:
-  free(in);
-  free(out);
-  if (ctx) EVP_CIPHER_CTX_free(ctx);
-  return NULL;
+  return n;
 }
 
 /*
@@ -470,70 +482,128 @@ static void rx_one(fwd_t *f, EVP_CIPHER_CTX *ctx, const table_t *t, peer_t *p, u
   count(f, C_RX_BYTES, (uint64_t)plen);
 }
 
-static void *rx_main(void *arg) {
-  fwd_t *f = arg;
-  /* With UDP_GRO one receive holds up to 64 KiB of datagrams from one sender. */
-  size_t slot = MAX_PKT + SEAL_HDR + SEAL_TAG;
-  uint8_t *in = malloc((size_t)BATCH * slot);
-  uint8_t *plain = malloc(MAX_PKT);
+/* A worker's receiving side: buffers for one recvmmsg batch. With UDP_GRO one receive holds up to 64 KiB of datagrams from one sender. */
+typedef struct {
+  uint8_t *in, *plain;
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   struct sockaddr_in from[BATCH];
   char ctrl[BATCH][CMSG_SPACE(sizeof(int))];
-  EVP_CIPHER_CTX *ctx = f->sealed ? new_ctx(0) : NULL;
+  EVP_CIPHER_CTX *ctx;
+} rx_state_t;
+
+#define RX_SLOT (MAX_PKT + SEAL_HDR + SEAL_TAG)
+
+static void rx_state_free(rx_state_t *s) {
+  if (!s) return;
+  free(s->in);
+  free(s->plain);
+  if (s->ctx) EVP_CIPHER_CTX_free(s->ctx);
+  free(s);
+}
+
+static rx_state_t *rx_state_new(fwd_t *f) {
+  rx_state_t *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->in = malloc((size_t)BATCH * RX_SLOT);
+  s->plain = malloc(MAX_PKT);
+  s->ctx = f->sealed ? new_ctx(0) : NULL;
+  if (!s->in || !s->plain || (f->sealed && !s->ctx)) {
+    rx_state_free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* Takes what the socket holds (up to a batch) and forwards it to the TUN device; returns the messages taken. */
+static int rx_batch(fwd_t *f, rx_state_t *s) {
   int tun = f->tun[0];
-  if (!in || !plain || (f->sealed && !ctx)) goto done;
-  for (;;) {
-    for (int i = 0; i < BATCH; i++) {
-      iov[i].iov_base = in + (size_t)i * slot;
-      iov[i].iov_len = slot;
-      memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-      msgs[i].msg_hdr.msg_name = &from[i];
-      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-      if (f->gro) {
-        msgs[i].msg_hdr.msg_control = ctrl[i];
-        msgs[i].msg_hdr.msg_controllen = sizeof ctrl[i];
+  for (int i = 0; i < BATCH; i++) {
+    s->iov[i].iov_base = s->in + (size_t)i * RX_SLOT;
+    s->iov[i].iov_len = RX_SLOT;
+    struct msghdr *h = &s->msgs[i].msg_hdr;
+    memset(h, 0, sizeof *h);
+    h->msg_name = &s->from[i];
+    h->msg_namelen = sizeof s->from[i];
+    h->msg_iov = &s->iov[i];
+    h->msg_iovlen = 1;
+    if (f->gro) {
+      h->msg_control = s->ctrl[i];
+      h->msg_controllen = sizeof s->ctrl[i];
+    }
+  }
+  int n;
+  do {
+    n = recvmmsg(f->sock, s->msgs, BATCH, MSG_DONTWAIT, NULL);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return 0;
+  pthread_rwlock_rdlock(&f->lock);
+  table_t *t = f->table;
+  for (int i = 0; i < n; i++) {
+    uint8_t *d = s->iov[i].iov_base;
+    int len = (int)s->msgs[i].msg_len;
+    int seg = len;
+    for (struct cmsghdr *c = f->gro ? CMSG_FIRSTHDR(&s->msgs[i].msg_hdr) : NULL; c; c = CMSG_NXTHDR(&s->msgs[i].msg_hdr, c)) {
+      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+        int gs;
+        memcpy(&gs, CMSG_DATA(c), sizeof gs);
+        if (gs > 0) seg = gs;
       }
     }
-    int n = recvmmsg(f->sock, msgs, BATCH, MSG_DONTWAIT, NULL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (wait_readable(f, f->sock) < 0) break;
+    peer_t *p = (t && s->from[i].sin_family == AF_INET) ? lookup_ip(t, ntohl(s->from[i].sin_addr.s_addr)) : NULL;
+    if (!p) {
+      /* Counted per datagram, as they were sent. */
+      count(f, C_DROP_UNKNOWN_PEER, seg > 0 && len > 0 ? (uint64_t)((len + seg - 1) / seg) : 1);
       continue;
     }
-    pthread_rwlock_rdlock(&f->lock);
-    table_t *t = f->table;
-    for (int i = 0; i < n; i++) {
-      uint8_t *d = iov[i].iov_base;
-      int len = (int)msgs[i].msg_len;
-      int seg = len;
-      for (struct cmsghdr *c = f->gro ? CMSG_FIRSTHDR(&msgs[i].msg_hdr) : NULL; c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
-        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
-          int gs;
-          memcpy(&gs, CMSG_DATA(c), sizeof gs);
-          if (gs > 0) seg = gs;
-        }
-      }
-      peer_t *p = (t && from[i].sin_family == AF_INET) ? lookup_ip(t, ntohl(from[i].sin_addr.s_addr)) : NULL;
-      if (!p) {
-        /* Counted per datagram, as they were sent. */
-        count(f, C_DROP_UNKNOWN_PEER, seg > 0 && len > 0 ? (uint64_t)((len + seg - 1) / seg) : 1);
-        continue;
-      }
-      if (len == 0) {
-        rx_one(f, ctx, t, p, d, 0, plain, tun);
-        continue;
-      }
-      for (int off = 0; off < len; off += seg) rx_one(f, ctx, t, p, d + off, len - off < seg ? len - off : seg, plain, tun);
+    if (len == 0) {
+      rx_one(f, s->ctx, t, p, d, 0, s->plain, tun);
+      continue;
     }
-    pthread_rwlock_unlock(&f->lock);
+    for (int off = 0; off < len; off += seg) rx_one(f, s->ctx, t, p, d + off, len - off < seg ? len - off : seg, s->plain, tun);
+  }
+  pthread_rwlock_unlock(&f->lock);
+  return n;
+}
+
+/*
+ * One worker per TUN queue; worker 0 also owns the socket. Like a classic
+ * single-threaded forwarder it takes whatever is ready on either side and
+ * only sleeps when both are empty: the reply a write to the TUN device
+ * triggers (a ping answered, a TCP ACK) is usually queued before the write
+ * returns, and the same thread sends it without another thread waking up.
+ * One thread receives, so the replay windows need no lock.
+ */
+static void *worker_main(void *arg) {
+  txarg_t *a = arg;
+  fwd_t *f = a->f;
+  int tun = f->tun[a->queue];
+  tx_state_t *tx = tx_state_new(f);
+  rx_state_t *rx = a->queue == 0 ? rx_state_new(f) : NULL;
+  if (!tx || (a->queue == 0 && !rx)) goto done;
+  struct pollfd p[3] = {{.fd = f->stopfd, .events = POLLIN}, {.fd = tun, .events = POLLIN}, {.fd = f->sock, .events = POLLIN}};
+  int idle = 0;
+  for (;;) {
+    int did = tx_batch(f, tx, tun);
+    if (rx) did += rx_batch(f, rx);
+    if (did) {
+      idle = 0;
+      continue;
+    }
+    /* poll() reporting an error condition that no read clears must not become a busy loop. */
+    if (++idle > 64) {
+      struct timespec ms = {.tv_sec = 0, .tv_nsec = 1000000};
+      nanosleep(&ms, NULL);
+    }
+    int r = poll(p, rx ? 3 : 2, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 || p[0].revents || (p[1].revents & POLLNVAL)) break;
+    if (!(p[1].revents & POLLIN) && !(rx && (p[2].revents & POLLIN))) continue;
+    idle = 0;
   }
 done:
-  free(in);
-  free(plain);
-  if (ctx) EVP_CIPHER_CTX_free(ctx);
+  tx_state_free(tx);
+  rx_state_free(rx);
   return NULL;
 }
 
@@ -617,7 +687,6 @@ static void fwd_stop(fwd_t *f) {
   if (write(f->stopfd, &one, sizeof one) < 0) { /* eventfd writes of 1 cannot fail */ }
   if (f->started) {
     for (int q = 0; q < f->nq; q++) pthread_join(f->tx[q].th, NULL);
-    pthread_join(f->rx, NULL);
   }
   for (int q = 0; q < f->nq; q++) close(f->tun[q]);
   close(f->sock);
@@ -797,10 +866,9 @@ napi_value udp_forwarder_open(napi_env env, napi_callback_info info) {
   for (int q = 0; q < f->nq && !err; q++) {
     f->tx[q].f = f;
     f->tx[q].queue = q;
-    err = pthread_create(&f->tx[q].th, NULL, tx_main, &f->tx[q]);
+    err = pthread_create(&f->tx[q].th, NULL, worker_main, &f->tx[q]);
     if (!err) created++;
   }
-  if (!err) err = pthread_create(&f->rx, NULL, rx_main, f);
   if (err) {
     /* Stop what did start, then fail. */
     uint64_t one = 1;

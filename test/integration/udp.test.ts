@@ -117,7 +117,7 @@ describe.each([
   it('containers on two hosts ping each other both ways', async () => {
     for (const [from, to] of [[0, 1], [1, 0]] as const) {
       const r = await ping(containers[from]!, ips[to]!, ['-c', '2']);
-      expect(r.ok, `${from} -> ${to}: ${r.out}`).toBe(true);
+      expect(r.ok, `${from} -> ${to}: ${r.out} ${JSON.stringify([await stats(0), await stats(1)])}`).toBe(true);
     }
     const s = await stats(1);
     expect(s['rxPackets']).toBeGreaterThanOrEqual(2);
