@@ -97,6 +97,8 @@ export interface SwimOptions {
   /** Start incarnation; default whole seconds of `timers.now()`, so a restart outranks its previous life. */
   incarnation?: number;
   onError?: (what: string, err: unknown) => void;
+  /** Announce ourselves at start (default); the simulation's partial-view clusters do not, so views stay partial. */
+  announce?: boolean;
 }
 
 interface Member { id: MemberId; addr: string; port: number; state: MemberState; inc: number; stateChange: number; lastContact?: number }
@@ -143,7 +145,7 @@ export class SwimNode {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.queue.push(this.id, this.selfAlive());
+    if (this.o.announce !== false) this.queue.push(this.id, this.selfAlive());
     const c = this.cfg;
     // Staggered starts, as memberlist does, so a cluster started at once does not probe in lockstep.
     this.every(c.probeIntervalMs, () => this.probe());
@@ -254,7 +256,11 @@ export class SwimNode {
       this.acks.delete(seq);
       for (const c of cancels) c();
     });
-    this.sendWithNews(target, { t: 'ping', seq, target: target.id, srcAddr: this.addr, srcPort: this.port });
+    const ping: Msg = { t: 'ping', seq, target: target.id, srcAddr: this.addr, srcPort: this.port };
+    // Lifeguard's buddy system: a suspect hears of its suspicion directly, so it can refute even
+    // when the gossiped suspicion was used up while it was unreachable.
+    if (target.state === 'suspect') this.send(target, [ping, { t: 'suspect', id: target.id, inc: target.inc, from: this.id }]);
+    else this.sendWithNews(target, ping);
     cancels.push(this.o.timers.after(this.cfg.probeTimeoutMs, () => {
       if (acked || !this.running) return;
       for (const via of this.randomMembers(this.cfg.indirectChecks, (m) => m.state === 'alive' && m.id !== target.id)) {

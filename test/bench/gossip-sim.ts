@@ -83,6 +83,11 @@ export interface SimOptions {
   config?: Partial<SwimConfig>;
   /** One-way latency range in ms. */
   latencyMs?: readonly [number, number];
+  /**
+   * Members each one knows at the start (plus the broadcaster and the victim, members 0 and n−1);
+   * default everyone. A full view costs n² member records, too much memory for 5000 members in a unit test.
+   */
+  view?: number;
 }
 
 /** What each simulated member's delegate saw: first time it learnt each user message, member states. */
@@ -132,11 +137,22 @@ export class SimCluster {
       };
       const d = new SimDelegate(this.time);
       this.delegates.push(d);
-      this.nodes.push(new SwimNode({ id: addr, addr, port: 7946, config, transport, timers: this.time, random: this.random, delegate: d }));
+      this.nodes.push(new SwimNode({ id: addr, addr, port: 7946, config, transport, timers: this.time, random: this.random, delegate: d, announce: opts.view === undefined }));
       this.up.push(true);
     }
     // A formed cluster: everybody knows everybody (as after joining), so the figures measure gossip itself.
-    for (const a of this.nodes) for (const b of this.nodes) a.addKnown(b.id, b.addr, b.port);
+    const all = this.nodes;
+    if (opts.view === undefined) {
+      for (const a of all) for (const b of all) a.addKnown(b.id, b.addr, b.port);
+    } else {
+      for (const a of all) {
+        for (const b of [all[0]!, all[all.length - 1]!]) a.addKnown(b.id, b.addr, b.port);
+        for (let k = 0; k < opts.view; k++) {
+          const b = all[Math.floor(this.random() * all.length)]!;
+          a.addKnown(b.id, b.addr, b.port);
+        }
+      }
+    }
     for (const a of this.nodes) a.start();
   }
 
@@ -158,8 +174,9 @@ export class SimCluster {
 
   /** How many live members have learnt user message `key`. */
   knowing(key: string): number {
+    const origin = key.split('|')[0];
     let c = 0;
-    for (let i = 0; i < this.nodes.length; i++) if (this.up[i] && (this.delegates[i]!.firstSeen.has(key) || this.nodes[i]!.id === key.split('|')[0])) c++;
+    for (let i = 0; i < this.nodes.length; i++) if (this.up[i] && (this.delegates[i]!.firstSeen.has(key) || this.nodes[i]!.id === origin)) c++;
     return c;
   }
 
@@ -189,32 +206,45 @@ export interface SimFigures {
   /** ms of virtual time from the broadcast until 99.99 % of live members know it, and until all do. */
   disseminate9999Ms: number;
   disseminateAllMs: number;
-  /** ms from the kill until every live member holds the killed member dead. */
+  /** ms from the kill until every live member holds the killed member dead (NaN: not measured). */
   deathAgreedMs: number;
   falselyDead: number;
   lossRate: number;
+  /** Members each knew at the start (n − 1 for a full view). */
+  view: number;
+  /** Datagrams sent in the whole run, per member per second of virtual time. */
+  packetsPerMemberSecond: number;
 }
 
-/** One run: warm up, broadcast a record from member 0, then kill member n−1 and wait for agreement. */
-export async function simulate(n: number, seed: number, loss = 0.05, config?: Partial<SwimConfig>): Promise<SimFigures> {
-  const c = new SimCluster({ n, loss, seed, ...(config ? { config } : {}) });
-  await c.runUntil(() => false, 2000, 50);
+export interface SimRun { loss?: number; view?: number; config?: Partial<SwimConfig>; /** Also kill a member and wait for agreement (the slow part). */ death?: boolean }
+
+/** One run: warm up, broadcast a record from member 0, then (optionally) kill member n−1 and wait for agreement. */
+export async function simulate(n: number, seed: number, opts: SimRun = {}): Promise<SimFigures> {
+  const c = new SimCluster({ n, loss: opts.loss ?? 0.05, seed, ...(opts.config ? { config: opts.config } : {}), ...(opts.view !== undefined ? { view: opts.view } : {}) });
+  // Every member's first probe and gossip tick falls within one interval (staggered starts).
+  await c.runUntil(() => false, 1100, 50);
   const key = `${c.nodes[0]!.id}|record-1`;
   const t0 = c.time.now();
   c.nodes[0]!.broadcast(Buffer.from(key));
   const want = Math.ceil(0.9999 * n);
   const t9999 = await c.runUntil(() => c.knowing(key) >= want, 60_000, 5);
   const tAll = await c.runUntil(() => c.knowing(key) >= n, 60_000, 5);
-  const victim = n - 1;
-  c.kill(victim);
-  const tk = c.time.now();
-  const tDead = await c.runUntil(() => c.agreeingDead(victim) >= c.liveCount(), 120_000, 50);
+  let deathAgreedMs = NaN;
+  if (opts.death !== false) {
+    const victim = n - 1;
+    c.kill(victim);
+    const tk = c.time.now();
+    const tDead = await c.runUntil(() => c.agreeingDead(victim) >= c.liveCount(), 120_000, 50);
+    deathAgreedMs = c.agreeingDead(victim) >= c.liveCount() ? tDead - tk : Infinity;
+  }
   return {
     n,
     disseminate9999Ms: t9999 - t0,
     disseminateAllMs: tAll - t0,
-    deathAgreedMs: c.agreeingDead(victim) >= c.liveCount() ? tDead - tk : Infinity,
+    deathAgreedMs,
     falselyDead: c.falselyDead(),
     lossRate: c.lost / Math.max(1, c.packets),
+    view: opts.view ?? n - 1,
+    packetsPerMemberSecond: c.packets / n / (c.time.now() / 1000),
   };
 }
