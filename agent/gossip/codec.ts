@@ -84,7 +84,7 @@ class Reader {
     return s;
   }
   port(): number { const p = this.u16(); if (p === 0) throw new GossipDecodeError('port 0'); return p; }
-  bytes(n: number): Uint8Array { this.need(n); const b = this.buf.slice(this.off, this.off + n); this.off += n; return b; }
+  bytes(n: number): Uint8Array { this.need(n); const b = new Uint8Array(n); b.set(this.buf.subarray(this.off, this.off + n)); this.off += n; return b; }
   end(): void { if (this.off !== this.buf.length) throw new GossipDecodeError(`${this.buf.length - this.off} trailing bytes`); }
 }
 
