@@ -77,7 +77,9 @@ function send(res: ServerResponse, status: number, value: unknown, headers: Reco
     res.destroy();
     return;
   }
-  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value) + '\n');
+  // Serialised before the head is written: a value JSON cannot hold still gets a clean 500.
+  const body = JSON.stringify(value) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(body);
 }
 
 /** Path and query of a request target; undefined when it is not one (never throws). */
