@@ -6,7 +6,7 @@
 // without an agent use a fake one on a unix socket that dies mid-request.
 
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { createServer, connect, Server as NetServerClass, type Server as NetServer, type Socket } from 'node:net';
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -313,6 +313,8 @@ describe('the API socket under umask 000', () => {
   it('is bound where no other user can reach it, then appears as 0600', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'weft-sock-'));
     const socketPath = join(dir, 'run', 'weft.sock');
+    // What an agent killed between mkdtemp and rename leaves: cleared by the next start.
+    await mkdir(join(dir, 'run', '.weft-Leftov'), { recursive: true });
     // At the moment of bind (the listen callback runs before anything else can), look at what others could reach.
     const seen: { socketMode: number; dirMode: number; path: string }[] = [];
     const original = NetServerClass.prototype.listen;
