@@ -471,6 +471,59 @@ const CASES: Case[] = [
     },
   },
   {
+    rule: 'CNI_ARGS IP= and MAC= as podman 4.3 sends them (with IgnoreUnknown=1) are honoured',
+    on: BOTH,
+    async run(p) {
+      const c = await container(p, 'argsip');
+      const [a, b, cc] = p.subnet.split('.');
+      const want = { mac: 'c2:11:22:33:44:66', ip: `${a}.${b}.${cc}.78` };
+      const args = `IgnoreUnknown=1;IP=${want.ip};MAC=${want.mac};K8S_POD_NAME=argsip`;
+      const res = await add(p, c, { args });
+      const side = containerSide(res, c);
+      expect(side.ip.address.split('/')[0]).toBe(want.ip);
+      const link = await linkIn(c);
+      expect(link?.mac).toBe(want.mac);
+      expect(link?.addrs.map((x) => x.split('/')[0])).toContain(want.ip);
+      await del(p, c, { args });
+    },
+  },
+  {
+    rule: 'code 100: a requested address another container holds, the CNI field named; nothing allocated',
+    on: WEFT,
+    async run(p) {
+      const holder = await container(p, 'iphold');
+      const held = containerSide(await add(p, holder), holder).ip.address.split('/')[0]!;
+      const c = await container(p, 'ipwant');
+      const err = expectCniError(p, await call(p, 'ADD', c, { args: `IgnoreUnknown=1;IP=${held}` }), 100);
+      expect(err.msg).toContain('CNI_ARGS IP');
+      expect(err.msg).toContain(held);
+      expect(await p.holdsAddress(c.id)).toBe(false);
+      expect(await linkIn(c)).toBeUndefined();
+      expect((await linkIn(holder))?.addrs.map((x) => x.split('/')[0])).toEqual([held]);
+      await del(p, holder);
+    },
+  },
+  { rule: 'code 7: a requested address outside the host subnet, the CNI field named', on: WEFT, run: refusedAdd(7, { args: 'IgnoreUnknown=1;IP=192.0.2.77' }, 'CNI_ARGS IP') },
+  {
+    rule: 'code 7: runtimeConfig.ips outside the host subnet, the field named',
+    on: WEFT,
+    run: refusedAdd(7, { extra: { capabilities: { ips: true }, runtimeConfig: { ips: ['192.0.2.77/24'] } } }, 'runtimeConfig.ips'),
+  },
+  {
+    rule: 'code 7: runtimeConfig.ips and CNI_ARGS IP that disagree, both named',
+    on: WEFT,
+    async run(p) {
+      const [a, b, cc] = p.subnet.split('.');
+      const extra = { capabilities: { ips: true }, runtimeConfig: { ips: [`${a}.${b}.${cc}.79/24`] } };
+      await refusedAdd(7, { extra, args: `IgnoreUnknown=1;IP=${a}.${b}.${cc}.80` }, 'runtimeConfig.ips')(p, undefined as never);
+    },
+  },
+  {
+    rule: 'code 4: a malformed CNI_ARGS MAC, named',
+    on: WEFT,
+    run: refusedAdd(4, { args: 'IgnoreUnknown=1;MAC=01:00:5e:00:00:01' }, 'MAC'),
+  },
+  {
     rule: 'a chain with the reference portmap and bandwidth: prevResult passes through intact; CHECK and DEL run the chain',
     on: BOTH,
     async run(p) {
