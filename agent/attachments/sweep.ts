@@ -63,6 +63,12 @@ export async function listWithLiveness(service: AttachmentService, kernel: Sweep
   };
 }
 
+/**
+ * How old a reservation without a record, made by this agent process, must be before the sweep
+ * frees it. Attaches in flight are protected by their key's lock anyway; this is the margin.
+ */
+export const ORPHAN_GRACE_MS = 60_000;
+
 export interface SweepReport {
   readonly detached: number;
   readonly released: number;

@@ -27,6 +27,7 @@ import { openNetlink, type Netlink } from '../../encap/netlink/index.js';
 import { procSysctl } from '../../encap/sysctl.js';
 import { createVxlanBackend } from '../../encap/vxlan/index.js';
 import { startAttachments, type Attachments } from '../attachments/wire.js';
+import { AttachmentSweeper, ORPHAN_GRACE_MS } from '../attachments/sweep.js';
 import { socketPathOf } from '../api/client.js';
 import { cniRoute } from '../api/cni-route.js';
 import { startApiServer } from '../api/server.js';
@@ -54,6 +55,7 @@ function createBackend(cfg: NetworkConfig, netlink: Netlink, underlay: { iface: 
 
 export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   const log = componentLogger(root, 'agent');
+  const startedAt = systemClock.now();
   const stop = new AbortController();
   const stateDir = v['state-dir'] as string;
   const runDir = v['run-dir'] as string;
@@ -104,6 +106,18 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
     log: componentLogger(root, 'attach'),
     network: () => (lease && mtu !== undefined ? { subnet: lease.subnet, mtu } : undefined),
   });
+  // Frees what no runtime will DEL (dead namespaces, a crash mid-attach): once before the API
+  // serves, then every --resync-interval.
+  const sweeper = new AttachmentSweeper({
+    service: attachments.service,
+    kernel: attachments.sweepKernel,
+    clock: systemClock,
+    intervalMs: (v['resync-interval'] as number) * 1000,
+    graceMs: ORPHAN_GRACE_MS,
+    startedAt,
+    log: componentLogger(root, 'sweep'),
+  });
+  await sweeper.start();
   const api = await startApiServer(
     socketPathOf(runDir),
     {
@@ -123,6 +137,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
     registry.close();
     health?.close();
     api.close();
+    await sweeper.stop();
     attachments.close();
   };
 
