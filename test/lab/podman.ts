@@ -341,10 +341,15 @@ export async function removeCgroupTree(name: string): Promise<string[]> {
 }
 
 /** Removes the podman cgroups of lab runs whose owning process is gone (a crashed earlier run). */
-export async function cleanupPodmanLeftovers(): Promise<string[]> {
+export function cleanupPodmanLeftovers(): Promise<string[]> {
+  return cleanupLabCgroups('-podman');
+}
+
+/** Removes the lab cgroups named `<lab host><suffix>` whose owning test process is gone. */
+export async function cleanupLabCgroups(suffix: string): Promise<string[]> {
   const removed: string[] = [];
   for (const h of cgroupHierarchies()) {
-    const names = (await readdir(h).catch(() => [] as string[])).filter((n) => n.startsWith(LAB_PREFIX) && n.endsWith('-podman'));
+    const names = (await readdir(h).catch(() => [] as string[])).filter((n) => n.startsWith(LAB_PREFIX) && n.endsWith(suffix));
     for (const n of names) {
       const pid = ownerPid(n);
       if (pid === undefined || pid === process.pid || isPidAlive(pid)) continue;
