@@ -13,10 +13,12 @@ import { callAgent } from '../../agent/api/client.js';
 import type { Attachment, AttachmentList } from '../../agent/api/types.js';
 import { poolFile, type PoolState } from '../../ipam/address-pool.js';
 import { isHostIfName } from '../../encap/plumb.js';
+import type { AttachmentSweeper } from '../../agent/attachments/sweep.js';
 import { assertRoot, createLab, pollUntil, run, UNDERLAY_GATEWAY, type Lab, type LabContainer, type LabHost } from '../lab/index.js';
 import { startAgent, weft, type WeftAgent } from '../lab/weft.js';
 
 const ETCD = `http://${UNDERLAY_GATEWAY}:2379`;
+type SweepStatus = ReturnType<AttachmentSweeper['status']>;
 const PARALLEL = 20;
 
 async function reservations(agent: WeftAgent): Promise<PoolState['reservations']> {
@@ -95,6 +97,10 @@ describe('the attachment sweep in a real agent', () => {
       leftoversSeen += before.filter((r) => !recorded.has(r.containerId)).length + vethsBefore.length - recordsFile.attachments.length;
 
       agent = await start();
+      // The first sweep ran before the API answered, and `weft status` says what it freed.
+      const sweep = (await agent.status()).sweep as SweepStatus;
+      expect(sweep.sweeps).toBeGreaterThanOrEqual(1);
+      expect(sweep.last!.failed).toBe(0);
       const list = await ps(agent);
       const byId = new Map(list.attachments.map((a) => [a.containerId, a]));
       const rs = await reservations(agent);

@@ -52,8 +52,12 @@ describe('AttachmentSweeper', () => {
     r.plumber.links.add(hostIfNameFor('unknown', 'eth0'));
     r.plumber.links.add('eth9'); // not weft's: never touched
     await r.clock.advance(GRACE);
+    const events: string[] = [];
+    r.service.subscribe((ev) => events.push(`${ev.kind} ${ev.attachment.containerId}`));
 
     expect(await r.sweeper.sweep()).toEqual({ detached: 2, released: 1, vethsDeleted: 1, skipped: 0, failed: 0 });
+    // The service's detach event fires for each freed record, so DNS drops their names.
+    expect(events.sort()).toEqual(['detached dead', 'detached vanished']);
     expect(r.service.list().attachments.map((a) => a.containerId)).toEqual(['live']);
     expect(r.service.reservations().map((x) => x.containerId)).toEqual(['live']);
     expect([...r.plumber.links].sort()).toEqual([live.hostIfName, 'eth9'].sort());
