@@ -81,6 +81,7 @@ export class AttachmentService {
   private readonly bridge: string;
   private readonly locks = new Map<string, { readonly key: AttachmentKey; readonly tail: Promise<unknown> }>();
   private readonly listeners = new Set<AttachmentListener>();
+  private readonly recordless = new Set<string>();
 
   constructor(private readonly o: AttachmentServiceOptions) {
     this.bridge = o.bridge ?? DEFAULT_BRIDGE;
@@ -124,6 +125,24 @@ export class AttachmentService {
   /** Every address reservation, with or without a record (for the sweep). */
   reservations(): Reservation[] {
     return this.o.pool.list(undefined);
+  }
+
+  /**
+   * A front door that holds reservations without a record by design (Docker's IPAM, from
+   * RequestAddress to ReleaseAddress) names its keys' containerId prefix here, so neither the
+   * sweep nor CNI GC takes those addresses for the leftovers of an attach cut short.
+   */
+  keepRecordless(containerIdPrefix: string): void {
+    this.recordless.add(containerIdPrefix);
+  }
+
+  recordlessPrefixes(): string[] {
+    return [...this.recordless];
+  }
+
+  /** Whether a reservation without a record is held on purpose (see keepRecordless). */
+  heldWithoutRecord(k: AttachmentKey): boolean {
+    return this.recordlessPrefixes().some((p) => k.containerId.startsWith(p));
   }
 
   private requireNetwork(): HostNetwork {

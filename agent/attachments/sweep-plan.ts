@@ -18,6 +18,8 @@
 // than the grace period (one made before the process started cannot be in
 // flight); a veth is spared while any record, in-flight key or reservation
 // maps to its name (a released reservation's detach deletes that veth).
+// Reservations a front door holds without a record by design (Docker's IPAM
+// between RequestAddress and ReleaseAddress; `keptPrefixes`) are never freed.
 // The kernel is listed BEFORE the records and reservations are read: a veth
 // seen in the kernel was made after its reservation, so the reservation is in
 // the later snapshot unless it was released (then the veth is going too).
@@ -45,6 +47,8 @@ export interface SweepInput extends KernelView {
   readonly reservations: readonly SweptReservation[];
   /** Every key with an attach/detach/check in flight. */
   readonly busy: readonly AttachmentKey[];
+  /** containerId prefixes whose reservations a front door holds without a record on purpose (never released here). */
+  readonly keptPrefixes?: readonly string[];
   /** Epoch ms now, and when this agent process started (its clock). */
   readonly now: number;
   readonly startedAt: number;
@@ -90,6 +94,7 @@ export function planSweep(input: SweepInput): SweepAction[] {
   }
   for (const r of input.reservations) {
     if (recorded.has(keyString(r)) || busy.has(keyString(r))) continue;
+    if (input.keptPrefixes?.some((p) => r.containerId.startsWith(p))) continue;
     if (!isOrphanAge(r.reservedAt, input.now, input.startedAt, input.graceMs)) continue;
     actions.push({ kind: 'release', key: key(r), ip: r.ip, reservedAt: r.reservedAt, reason: `address ${r.ip} reserved at ${r.reservedAt} has no attachment record` });
   }

@@ -50,10 +50,14 @@ export async function gatherView(kernel: SweepKernel, paths: () => readonly stri
   return { veths, goneNetns: new Set(gone.flat()) };
 }
 
-/** `weft ps`'s list with every attachment whose namespace or veth is gone marked stale. */
+/**
+ * `weft ps`'s list with every attachment whose namespace or veth is gone marked stale. When the
+ * kernel cannot be read the list comes unmarked: `weft ps` must work when things are broken.
+ */
 export async function listWithLiveness(service: AttachmentService, kernel: SweepKernel): Promise<AttachmentList> {
-  const view = await gatherView(kernel, () => service.list().attachments.map((a) => a.netns));
+  const view = await gatherView(kernel, () => service.list().attachments.map((a) => a.netns)).catch(() => undefined);
   const list = service.list();
+  if (view === undefined) return list;
   return {
     ...list,
     attachments: list.attachments.map((a) => {
@@ -138,6 +142,7 @@ export class AttachmentSweeper {
         records: service.list().attachments,
         reservations: service.reservations(),
         busy: service.inFlight(),
+        keptPrefixes: service.recordlessPrefixes(),
         now: this.o.clock.now(),
         startedAt: this.o.startedAt,
         graceMs: this.o.graceMs,

@@ -62,6 +62,11 @@ describe('planSweep', () => {
     expect(planSweep(input({ reservations: [res('young', START + 9000)], veths: new Set([hostIfNameFor('young', 'eth0')]) }))).toEqual([]);
   });
 
+  it('never releases a reservation a front door holds without a record on purpose (Docker IPAM keys)', () => {
+    const plan = planSweep(input({ reservations: [res('docker-0123abcd', START - 1, '10.42.7.2'), res('cut-short', START - 1, '10.42.7.3')], keptPrefixes: ['docker-'] }));
+    expect(plan.map((a) => a.kind === 'release' && a.ip)).toEqual(['10.42.7.3']);
+  });
+
   it('deletes a weft veth that no record, reservation or operation in flight owns', () => {
     const a = rec('a');
     const stray = hostIfNameFor('crashed', 'eth0');

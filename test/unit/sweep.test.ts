@@ -159,9 +159,16 @@ describe('CNI GC and weft ps', () => {
     await r.service.attach({ containerId: 'other-net', netns: '/run/netns/o', network: 'other' });
     await r.pool.allocate(NET.subnet, key('orphan'));
     await r.pool.allocate(NET.subnet, key('valid-orphan'));
+    // Docker's IPAM holds its addresses without records from RequestAddress to ReleaseAddress.
+    r.service.keepRecordless('docker-');
+    await r.pool.allocate(NET.subnet, key('docker-42'));
     await cni.gc([key('kept'), key('valid-orphan')], 'weft', {} as never);
     expect(r.service.list().attachments.map((a) => a.containerId)).toEqual(['kept', 'other-net']);
-    expect(r.service.reservations().map((x) => x.containerId).sort()).toEqual(['kept', 'other-net', 'valid-orphan']);
+    expect(r.service.reservations().map((x) => x.containerId).sort()).toEqual(['docker-42', 'kept', 'other-net', 'valid-orphan']);
+    // The sweep, past the grace period, takes the record-less one GC spared, and keeps Docker's.
+    await r.clock.advance(GRACE);
+    expect((await r.sweeper.sweep()).released).toBe(1);
+    expect(r.service.reservations().map((x) => x.containerId).sort()).toEqual(['docker-42', 'kept', 'other-net']);
   });
 
   it('weft ps marks an attachment stale, saying what is gone, until the sweep frees it', async () => {
@@ -179,6 +186,13 @@ describe('CNI GC and weft ps', () => {
     expect(table[0]).toMatch(/ STALE$/);
     expect(table[1]).toMatch(/netns gone,veth gone$/);
     expect(table[2]).toMatch(/ -$/);
+    // A kernel that cannot be read leaves the list unmarked rather than failing `weft ps`.
+    const weftVeths = r.kernel.weftVeths;
+    r.kernel.weftVeths = async () => {
+      throw new Error('netlink: ENOBUFS');
+    };
+    expect((await listWithLiveness(r.service, r.kernel)).attachments.map((a) => a.stale)).toEqual([false, false]);
+    r.kernel.weftVeths = weftVeths;
     await r.sweeper.sweep();
     expect((await listWithLiveness(r.service, r.kernel)).attachments.map((a) => a.containerId)).toEqual(['ok']);
   });
