@@ -93,7 +93,7 @@ export function cniService(o: CniServiceOptions): CniService {
       for (const a of stale) await service.detachIf(a, (rec) => rec?.createdAt === a.createdAt, `CNI GC of network ${networkName}`);
       // A reservation without a record is an attach cut short (agent killed): no network owns it yet.
       const has = new Set([...recorded.map(keyString), ...service.inFlight().map(keyString)]);
-      const orphans = service.reservations().filter((x) => !has.has(keyString(x)) && !keep.has(keyString(x)) && !service.heldWithoutRecord(x));
+      const orphans = service.reservations().filter((x) => !has.has(keyString(x)) && !keep.has(keyString(x)) && !service.isRuntimeManaged(x));
       for (const r of orphans) {
         await service.detachIf(r, (rec, res) => rec === undefined && res?.reservedAt === r.reservedAt, `CNI GC: reservation of ${r.ip} has no attachment record`);
       }

@@ -81,7 +81,7 @@ export class AttachmentService {
   private readonly bridge: string;
   private readonly locks = new Map<string, { readonly key: AttachmentKey; readonly tail: Promise<unknown> }>();
   private readonly listeners = new Set<AttachmentListener>();
-  private readonly recordless = new Set<string>();
+  private readonly managedPrefixes = new Set<string>();
 
   constructor(private readonly o: AttachmentServiceOptions) {
     this.bridge = o.bridge ?? DEFAULT_BRIDGE;
@@ -128,21 +128,22 @@ export class AttachmentService {
   }
 
   /**
-   * A front door that holds reservations without a record by design (Docker's IPAM, from
-   * RequestAddress to ReleaseAddress) names its keys' containerId prefix here, so neither the
-   * sweep nor CNI GC takes those addresses for the leftovers of an attach cut short.
+   * Keys under this containerId prefix belong to a runtime that manages them itself (Docker: its
+   * IPAM holds addresses without records from RequestAddress to ReleaseAddress, and its sandbox
+   * paths live in dockerd's mount namespace). Neither the sweep nor CNI GC takes their record-less
+   * reservations for leftovers, and the sweep frees their attachments only when the veth is gone.
    */
-  keepRecordless(containerIdPrefix: string): void {
-    this.recordless.add(containerIdPrefix);
+  runtimeManaged(containerIdPrefix: string): void {
+    this.managedPrefixes.add(containerIdPrefix);
   }
 
-  recordlessPrefixes(): string[] {
-    return [...this.recordless];
+  runtimeManagedPrefixes(): string[] {
+    return [...this.managedPrefixes];
   }
 
-  /** Whether a reservation without a record is held on purpose (see keepRecordless). */
-  heldWithoutRecord(k: AttachmentKey): boolean {
-    return this.recordlessPrefixes().some((p) => k.containerId.startsWith(p));
+  /** Whether a key belongs to a runtime that manages it itself (see runtimeManaged). */
+  isRuntimeManaged(k: AttachmentKey): boolean {
+    return this.runtimeManagedPrefixes().some((p) => k.containerId.startsWith(p));
   }
 
   private requireNetwork(): HostNetwork {

@@ -18,8 +18,10 @@
 // than the grace period (one made before the process started cannot be in
 // flight); a veth is spared while any record, in-flight key or reservation
 // maps to its name (a released reservation's detach deletes that veth).
-// Reservations a front door holds without a record by design (Docker's IPAM
-// between RequestAddress and ReleaseAddress; `keptPrefixes`) are never freed.
+// Keys a runtime manages itself (`runtimeManaged`: Docker's, whose IPAM holds
+// addresses without records and whose sandbox paths the agent may not see):
+// their reservations are never released here, and their attachments are freed
+// only when the veth is gone, never for a namespace path the agent cannot see.
 // The kernel is listed BEFORE the records and reservations are read: a veth
 // seen in the kernel was made after its reservation, so the reservation is in
 // the later snapshot unless it was released (then the veth is going too).
@@ -47,8 +49,8 @@ export interface SweepInput extends KernelView {
   readonly reservations: readonly SweptReservation[];
   /** Every key with an attach/detach/check in flight. */
   readonly busy: readonly AttachmentKey[];
-  /** containerId prefixes whose reservations a front door holds without a record on purpose (never released here). */
-  readonly keptPrefixes?: readonly string[];
+  /** containerId prefixes of keys a runtime manages itself (see the header). */
+  readonly runtimeManaged?: readonly string[];
   /** Epoch ms now, and when this agent process started (its clock). */
   readonly now: number;
   readonly startedAt: number;
@@ -62,9 +64,17 @@ export type SweepAction =
 
 export type GonePart = 'netns' | 'veth';
 
-/** What of a record is gone (empty when it looks alive); `weft ps` shows it. */
-export function goneParts(r: SweptRecord, view: KernelView): GonePart[] {
-  return [...(view.goneNetns.has(r.netns) ? ['netns' as const] : []), ...(view.veths.has(r.hostIfName) ? [] : ['veth' as const])];
+function isManaged(k: AttachmentKey, prefixes: readonly string[] | undefined): boolean {
+  return prefixes?.some((p) => k.containerId.startsWith(p)) ?? false;
+}
+
+/**
+ * What of a record is gone (empty when it looks alive); `weft ps` shows it. The namespace path
+ * of a runtime-managed key does not count (the agent may not see it).
+ */
+export function goneParts(r: SweptRecord, view: KernelView, runtimeManaged?: readonly string[]): GonePart[] {
+  const netnsGone = view.goneNetns.has(r.netns) && !isManaged(r, runtimeManaged);
+  return [...(netnsGone ? ['netns' as const] : []), ...(view.veths.has(r.hostIfName) ? [] : ['veth' as const])];
 }
 
 function describeGone(r: SweptRecord, part: GonePart): string {
@@ -89,12 +99,12 @@ export function planSweep(input: SweepInput): SweepAction[] {
   const busy = new Set(input.busy.map(keyString));
   for (const r of input.records) {
     if (busy.has(keyString(r))) continue;
-    const gone = goneParts(r, input);
+    const gone = goneParts(r, input, input.runtimeManaged);
     if (gone.length > 0) actions.push({ kind: 'detach', key: key(r), createdAt: r.createdAt, reasons: gone.map((g) => describeGone(r, g)) });
   }
   for (const r of input.reservations) {
     if (recorded.has(keyString(r)) || busy.has(keyString(r))) continue;
-    if (input.keptPrefixes?.some((p) => r.containerId.startsWith(p))) continue;
+    if (isManaged(r, input.runtimeManaged)) continue;
     if (!isOrphanAge(r.reservedAt, input.now, input.startedAt, input.graceMs)) continue;
     actions.push({ kind: 'release', key: key(r), ip: r.ip, reservedAt: r.reservedAt, reason: `address ${r.ip} reserved at ${r.reservedAt} has no attachment record` });
   }

@@ -61,7 +61,7 @@ export async function listWithLiveness(service: AttachmentService, kernel: Sweep
   return {
     ...list,
     attachments: list.attachments.map((a) => {
-      const gone = goneParts(a, view);
+      const gone = goneParts(a, view, service.runtimeManagedPrefixes());
       return gone.length === 0 ? a : { ...a, stale: true, gone };
     }),
   };
@@ -142,7 +142,7 @@ export class AttachmentSweeper {
         records: service.list().attachments,
         reservations: service.reservations(),
         busy: service.inFlight(),
-        keptPrefixes: service.recordlessPrefixes(),
+        runtimeManaged: service.runtimeManagedPrefixes(),
         now: this.o.clock.now(),
         startedAt: this.o.startedAt,
         graceMs: this.o.graceMs,

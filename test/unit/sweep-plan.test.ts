@@ -62,9 +62,17 @@ describe('planSweep', () => {
     expect(planSweep(input({ reservations: [res('young', START + 9000)], veths: new Set([hostIfNameFor('young', 'eth0')]) }))).toEqual([]);
   });
 
-  it('never releases a reservation a front door holds without a record on purpose (Docker IPAM keys)', () => {
-    const plan = planSweep(input({ reservations: [res('docker-0123abcd', START - 1, '10.42.7.2'), res('cut-short', START - 1, '10.42.7.3')], keptPrefixes: ['docker-'] }));
+  it('runtime-managed keys (Docker): a reservation without a record is kept; only a vanished veth frees the attachment', () => {
+    const plan = planSweep(input({ reservations: [res('docker-0123abcd', START - 1, '10.42.7.2'), res('cut-short', START - 1, '10.42.7.3')], runtimeManaged: ['docker-'] }));
     expect(plan.map((a) => a.kind === 'release' && a.ip)).toEqual(['10.42.7.3']);
+    // dockerd's sandbox path is invisible to the agent: not a reason; a gone veth is.
+    const seen = rec('docker-aa', '/var/run/docker/netns/abc');
+    const dead = rec('docker-bb', '/var/run/docker/netns/def');
+    const view = { veths: new Set([seen.hostIfName]), goneNetns: new Set([seen.netns, dead.netns]) };
+    expect(planSweep(input({ records: [seen, dead], ...view, runtimeManaged: ['docker-'] })).map((a) => a.kind === 'detach' && a.reasons)).toEqual([
+      [`host veth ${dead.hostIfName} is gone`],
+    ]);
+    expect(goneParts(seen, view, ['docker-'])).toEqual([]);
   });
 
   it('deletes a weft veth that no record, reservation or operation in flight owns', () => {

@@ -160,7 +160,7 @@ describe('CNI GC and weft ps', () => {
     await r.pool.allocate(NET.subnet, key('orphan'));
     await r.pool.allocate(NET.subnet, key('valid-orphan'));
     // Docker's IPAM holds its addresses without records from RequestAddress to ReleaseAddress.
-    r.service.keepRecordless('docker-');
+    r.service.runtimeManaged('docker-');
     await r.pool.allocate(NET.subnet, key('docker-42'));
     await cni.gc([key('kept'), key('valid-orphan')], 'weft', {} as never);
     expect(r.service.list().attachments.map((a) => a.containerId)).toEqual(['kept', 'other-net']);
