@@ -6,7 +6,9 @@
 //     send no DEL; a /proc/PID/ns/net path vanishes with its process; a
 //     /run/netns file unmounted, or left empty as podman's placeholders are)
 //     or whose host-side veth is gone (the kernel deletes the pair when the
-//     namespace dies) → detach it (address, veth, record, DNS name);
+//     namespace dies; this also catches a /proc/PID path whose PID was reused
+//     and so still names a live namespace, just not the container's)
+//     → detach it (address, veth, record, DNS name);
 //   - a reservation without an attachment record (the agent was killed
 //     between "reserve" and "record") → release it;
 //   - a weft veth (encap/plumb's name pattern, never anyone else's link)
