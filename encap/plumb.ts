@@ -134,7 +134,7 @@ export async function plumb(spec: PlumbSpec): Promise<Plumbed> {
     // Nothing of ours exists yet (EEXIST means someone else's link): nothing to undo. The service deleted
     // any leftover host end of this key first, so EEXIST is the caller's name taken in the container.
     if (isExists(e)) {
-      throw new WeftError('CONFLICT', `attach ${ifname} in ${spec.netnsPath}: an interface named ${ifname} (or a host link ${hostIfName}) already exists; choose another interface name or remove it`, { field: 'ifname', ifname });
+      throw new WeftError('CONFLICT', `attach ${ifname} in ${spec.netnsPath}: an interface named ${ifname} (or a host link ${hostIfName}) already exists (File exists): choose another interface name or remove it`, { field: 'ifname', ifname });
     }
     throw during(spec, e);
   }

@@ -145,6 +145,7 @@ describe('attach request validation', () => {
     expect(bad({ containerId: 'c', pid: -3 })).toBe('pid: -3 is not a process ID');
     expect(bad({ containerId: 'c', netns: NS, mac: 'zz' })).toMatch(/^mac: /);
     expect(bad({ containerId: 'c', netns: NS, mac: '01:00:5e:00:00:01' })).toMatch(/^mac: .* multicast/);
+    expect(bad({ containerId: 'c', netns: NS, mac: '00:00:00:00:00:00' })).toMatch(/^mac: .* all-zero/);
     expect(bad({ containerId: 'c', netns: NS, ip: '10.42.7' })).toMatch(/^ip: /);
   });
 
