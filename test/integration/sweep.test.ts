@@ -76,6 +76,7 @@ describe('the attachment sweep in a real agent', () => {
   it('SIGKILL during 20 parallel attaches, three times: after the restart sweep nothing is left without a record, nothing is held twice', async () => {
     const all: LabContainer[] = [];
     let leftoversSeen = 0;
+    let cutShort = 0;
     for (const [round, killAfter] of [1, 4, 8].entries()) {
       const cs = await Promise.all(Array.from({ length: PARALLEL }, () => host.addContainer(`k${round}`)));
       all.push(...cs);
@@ -86,8 +87,7 @@ describe('the attachment sweep in a real agent', () => {
       await pollUntil(() => reservations(agent), (rs) => mine(rs) >= killAfter, 20_000, 5);
       agent.proc.kill('SIGKILL');
       await agent.proc.exited;
-      const ok = (await Promise.all(calls)).filter(Boolean).length;
-      expect(ok, `round ${round}: the kill came after the whole burst`).toBeLessThan(PARALLEL);
+      cutShort += PARALLEL - (await Promise.all(calls)).filter(Boolean).length;
 
       // What the dead agent left behind (the sweep's work), for the record of this test.
       const before = await reservations(agent);
@@ -125,6 +125,8 @@ describe('the attachment sweep in a real agent', () => {
       const retried = await Promise.all(cs.map((c, i) => callAgent<Attachment>(agent.runDir, 'POST', '/v1/attach', { containerId: id(i), netns: c.netnsPath }, 30_000)));
       for (const [i, a] of retried.entries()) expect(await eth0(cs[i]!)).toBe(a.ip);
     }
+    // The kills really landed mid-burst (not a test of a quiet agent).
+    expect(cutShort, 'every attach finished before its kill').toBeGreaterThan(0);
     expect(leftoversSeen, 'no kill ever cut an attach short between reserve and record').toBeGreaterThan(0);
     const final = await ps(agent);
     expect(final.attachments).toHaveLength(all.length);
