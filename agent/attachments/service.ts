@@ -238,12 +238,13 @@ export class AttachmentService {
     return this.withKey(key, async () => {
       if (!still(this.o.store.get(key), this.o.pool.get(key))) return undefined;
       this.o.log.info({ ...key, why }, 'freeing a leftover attachment');
-      return this.detachLocked(key);
+      // A runtime-managed key's address is the runtime's to release (Docker's IPAM ReleaseAddress).
+      return this.detachLocked(key, { keepAddress: this.isRuntimeManaged(key) });
     });
   }
 
-  private async detachLocked(key: AttachmentKey): Promise<DetachReply> {
-    const released = await this.o.pool.release(key);
+  private async detachLocked(key: AttachmentKey, opts: { keepAddress?: boolean } = {}): Promise<DetachReply> {
+    const released = opts.keepAddress === true ? undefined : await this.o.pool.release(key);
     const record = this.o.store.get(key);
     const deleted = await this.o.plumber.unplumb(record?.hostIfName ?? hostIfNameFor(key.containerId, key.ifname));
     await this.o.store.delete(key);

@@ -169,6 +169,14 @@ describe('CNI GC and weft ps', () => {
     await r.clock.advance(GRACE);
     expect((await r.sweeper.sweep()).released).toBe(1);
     expect(r.service.reservations().map((x) => x.containerId).sort()).toEqual(['docker-42', 'kept', 'other-net']);
+    // A Docker attachment whose veth vanished loses its record, not its address (Docker's IPAM releases it).
+    const d = await r.service.attach({ containerId: 'docker-43', netns: '/var/run/docker/netns/x' });
+    r.kernel.gone.add('/var/run/docker/netns/x');
+    expect((await r.sweeper.sweep()).detached).toBe(0);
+    r.plumber.links.delete(d.hostIfName);
+    expect((await r.sweeper.sweep()).detached).toBe(1);
+    expect(r.service.list().attachments.map((a) => a.containerId)).not.toContain('docker-43');
+    expect(r.service.reservations().map((x) => x.containerId)).toContain('docker-43');
   });
 
   it('weft ps marks an attachment stale, saying what is gone, until the sweep frees it', async () => {
