@@ -5,7 +5,8 @@
 // subnet), encap/ (which kernel objects) or cni-plugin/ (the CNI rules), and
 // every fact the agent knows lives in one NodeState.
 //
-//   underlay → attachments → API socket → health → network config → backend
+//   underlay → attachments → first attachment sweep (then every
+//   --resync-interval) → API socket → health → network config → backend
 //   (VTEP MAC, MTU) → subnet lease → subnet.env → first complete lease list →
 //   data-plane reconcile (then on every lease change and every
 //   --resync-interval) → ready → install-cni
@@ -16,6 +17,7 @@
 import type { Logger } from 'pino';
 import { createEtcdClient } from '../../ipam/etcd-client.js';
 import { EtcdSubnetRegistry } from '../../ipam/etcd-registry.js';
+import { systemClock } from '../../ipam/clock.js';
 import { cniRoute } from '../api/cni-route.js';
 import { cniInstallOptionsFrom } from '../cni-install.js';
 import { cniService } from '../cni-service.js';
@@ -28,6 +30,7 @@ import { GossipComponent } from '../components/gossip.js';
 import { HealthComponent } from '../components/health.js';
 import { LeasesComponent } from '../components/leases.js';
 import { SubnetEnvComponent } from '../components/subnet-env.js';
+import { SweepComponent } from '../components/sweep.js';
 import { NodeState } from '../core/node-state.js';
 import type { FlagValues } from '../flags.js';
 import { detectUnderlay } from '../host-info.js';
@@ -68,6 +71,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   const dataplane = new DataplaneComponent({ state, ipMasq, resyncMs: (v['resync-interval'] as number) * 1000, log: logFor('dataplane'), logFor });
   leases.addLeaseData(dataplane.leaseData);
   const attachments = new AttachmentsComponent(stateDir, state, logFor('attach'));
+  const sweep = new SweepComponent(attachments, state, systemClock, (v['resync-interval'] as number) * 1000, logFor('sweep'));
   const api = new ApiComponent(runDir, state, logFor('api'));
   const health = new HealthComponent(v['healthz-listen'] as string, state, logFor('health'));
 
@@ -89,6 +93,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   // leases arrive.
   return agent.run([
     attachments,
+    sweep,
     api,
     health,
     subnetEnv,
