@@ -49,6 +49,8 @@ export function normalizeMac(value: string): string | undefined {
   if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(value)) return undefined;
   const mac = value.toLowerCase();
   if ((parseInt(mac.slice(0, 2), 16) & 1) === 1) return undefined;
+  // The kernel refuses the all-zero address on an interface (EADDRNOTAVAIL).
+  if (mac === '00:00:00:00:00:00') return undefined;
   return mac;
 }
 

@@ -30,6 +30,13 @@ export function hostIfNameFor(containerId: string, ifname: string): string {
   return `vw${createHash('sha256').update(`${containerId}\0${ifname}`).digest('hex').slice(0, 12)}`;
 }
 
+const HOST_IF_NAME = /^vw[0-9a-f]{12}$/;
+
+/** Whether a link name is one hostIfNameFor makes: the only links the agent's sweep may delete. */
+export function isHostIfName(name: string): boolean {
+  return HOST_IF_NAME.test(name);
+}
+
 /** Fails with NOT_FOUND / INVALID_ARGUMENT unless `path` is a network namespace. */
 export async function assertNetns(path: string): Promise<void> {
   let type: number;
@@ -127,7 +134,7 @@ export async function plumb(spec: PlumbSpec): Promise<Plumbed> {
     // Nothing of ours exists yet (EEXIST means someone else's link): nothing to undo. The service deleted
     // any leftover host end of this key first, so EEXIST is the caller's name taken in the container.
     if (isExists(e)) {
-      throw new WeftError('CONFLICT', `attach ${ifname} in ${spec.netnsPath}: an interface named ${ifname} (or a host link ${hostIfName}) already exists; choose another interface name or remove it`, { field: 'ifname', ifname });
+      throw new WeftError('CONFLICT', `attach ${ifname} in ${spec.netnsPath}: an interface named ${ifname} (or a host link ${hostIfName}) already exists (File exists): choose another interface name or remove it`, { field: 'ifname', ifname });
     }
     throw during(spec, e);
   }

@@ -14,7 +14,7 @@
 // umask (the umask is process-wide, so changing it around listen() would race
 // with every other file the agent creates).
 
-import { mkdir, mkdtemp, rename, rm, chmod, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { statSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
@@ -77,7 +77,9 @@ function send(res: ServerResponse, status: number, value: unknown, headers: Reco
     res.destroy();
     return;
   }
-  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(value) + '\n');
+  // Serialised before the head is written: a value JSON cannot hold still gets a clean 500.
+  const body = JSON.stringify(value) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(body);
 }
 
 /** Path and query of a request target; undefined when it is not one (never throws). */
@@ -159,6 +161,8 @@ export async function startApiServer(socketPath: string, routes: Routes, log: Lo
   if (await socketAnswers(socketPath)) {
     throw new WeftError('CONFLICT', `another weft agent is serving ${socketPath}: stop it, or give this agent its own --run-dir`, { socket: socketPath });
   }
+  // Private directories of an agent killed during start-up (no live agent serves this run dir).
+  for (const name of await readdir(dir)) if (name.startsWith('.weft-')) await rm(join(dir, name), { recursive: true, force: true });
   // mkdtemp makes the directory 0700 whatever the umask: the socket is born where only root can reach it.
   const privateDir = await mkdtemp(join(dir, '.weft-'));
   const bound = join(privateDir, 's');

@@ -8,7 +8,7 @@
 
 import { createHash } from 'node:crypto';
 import { parseIp } from '../../ipam/cidr.js';
-import { hasControl, ifnameProblem } from '../../cni-plugin/syntax.js';
+import { hasControl, ifnameProblem, normalizeMac } from '../../cni-plugin/syntax.js';
 import { WeftError } from '../../ipam/errors.js';
 import type { Attachment } from '../api/types.js';
 
@@ -28,7 +28,6 @@ export interface AttachmentKey {
 
 // CNI's rule for container IDs (alphanumeric first, then also _ . -), bounded.
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
-const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 
 function invalid(field: string, message: string, value?: unknown): WeftError {
   return new WeftError('INVALID_ARGUMENT', `${field}: ${message}`, { field, ...(value === undefined ? {} : { value }) });
@@ -94,12 +93,9 @@ export function parseAttachRequest(body: unknown): AttachParams {
   const network = text('network');
   const podNamespace = text('podNamespace');
   const macText = optionalString(o, 'mac');
-  let mac: string | undefined;
-  if (macText !== undefined) {
-    mac = macText.toLowerCase();
-    if (!MAC.test(mac)) throw invalid('mac', `"${macText}" is not a MAC address (aa:bb:cc:dd:ee:ff)`, macText);
-    // Bit 0 of the first octet marks multicast: no interface may have such an address.
-    if ((parseInt(mac.slice(0, 2), 16) & 1) === 1) throw invalid('mac', `${macText} is a multicast address`, macText);
+  const mac = macText === undefined ? undefined : normalizeMac(macText);
+  if (macText !== undefined && mac === undefined) {
+    throw invalid('mac', `"${macText}" is not a MAC address an interface can have (aa:bb:cc:dd:ee:ff, not multicast, not all-zero)`, macText);
   }
   const ipText = optionalString(o, 'ip');
   let ip: number | undefined;

@@ -18,6 +18,7 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { versionInfo } from '../../cni-plugin/version.js';
+import { renderConflist } from '../../agent/cni-install.js';
 import { cidrContains, parseCidr, parseIp } from '../../ipam/cidr.js';
 import { assertRoot, createLab, run, UNDERLAY_GATEWAY, type Lab, type LabContainer, type LabHost } from '../lab/index.js';
 import { startAgent, weft, type WeftAgent } from '../lab/weft.js';
@@ -468,6 +469,25 @@ const CASES: Case[] = [
       expect(link?.mac).toBe(want.mac);
       expect(link?.addrs).toContain(want.ip);
       await del(p, c, { extra });
+    },
+  },
+  {
+    rule: 'the conflist install-cni writes, as libcni hands it to the first plugin (old: cniVersion 1.0.0; 1.2+: 1.1.0 from cniVersions), is accepted and answered in that shape',
+    on: WEFT,
+    async run(p) {
+      const w = asWeft(p);
+      const list = JSON.parse(renderConflist({ networkName: w.network, runDir: w.runDir, withPortmap: true })) as { cniVersion: string; cniVersions: string[]; plugins: Record<string, unknown>[] };
+      expect(list.plugins[0]!['type']).toBe('weft');
+      for (const version of [list.cniVersion, list.cniVersions[list.cniVersions.length - 1]!]) {
+        const c = await container(w, `inst${version.replaceAll('.', '')}`);
+        const config = { ...list.plugins[0], cniVersion: version, name: w.network };
+        const r = await w.call({ command: 'ADD', containerId: c.id, netns: c.netns, ifname: IFNAME, args: 'IgnoreUnknown=1;K8S_POD_NAME=inst', config });
+        expect(r.code, show(r)).toBe(0);
+        const res = JSON.parse(r.stdout) as Result;
+        expect(res.cniVersion).toBe(version);
+        expect((await linkIn(c))?.addrs).toContain(containerSide(res, c).ip.address);
+        expectQuietSuccess(await w.call({ command: 'DEL', containerId: c.id, netns: c.netns, ifname: IFNAME, config }));
+      }
     },
   },
   {

@@ -6,7 +6,7 @@
 // without an agent use a fake one on a unix socket that dies mid-request.
 
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { createServer, connect, Server as NetServerClass, type Server as NetServer, type Socket } from 'node:net';
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -313,6 +313,8 @@ describe('the API socket under umask 000', () => {
   it('is bound where no other user can reach it, then appears as 0600', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'weft-sock-'));
     const socketPath = join(dir, 'run', 'weft.sock');
+    // What an agent killed between mkdtemp and rename leaves: cleared by the next start.
+    await mkdir(join(dir, 'run', '.weft-Leftov'), { recursive: true });
     // At the moment of bind (the listen callback runs before anything else can), look at what others could reach.
     const seen: { socketMode: number; dirMode: number; path: string }[] = [];
     const original = NetServerClass.prototype.listen;
@@ -349,5 +351,41 @@ describe('the API socket under umask 000', () => {
     // Closing removes the socket it put in place.
     await expect(stat(socketPath)).rejects.toThrow(/ENOENT/);
     await rm(dir, { recursive: true, force: true });
+  });
+});
+
+describe('the API guard', () => {
+  it('turns any exception in a handler (thrown at once, rejected, or unserialisable) into a 500 and a log line; the server keeps serving', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'weft-guard-'));
+    const socketPath = join(dir, 'weft.sock');
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const server = await startApiServer(
+      socketPath,
+      {
+        'GET /v1/status': async () => ({ ok: true }),
+        // Handlers are typed async, but a plain function can still throw before returning a promise.
+        'GET /sync': (() => {
+          throw new TypeError('sync boom');
+        }) as never,
+        'GET /async': async () => {
+          throw new RangeError('async boom');
+        },
+        'GET /bigint': async () => ({ n: 1n }),
+      },
+      log,
+    );
+    try {
+      for (const [path, says] of [['/sync', 'sync boom'], ['/async', 'async boom'], ['/bigint', 'BigInt']] as const) {
+        const reply = await raw(socketPath, `GET ${path} HTTP/1.1\r\nHost: weft\r\nConnection: close\r\n\r\n`);
+        expect(reply, path).toMatch(/^HTTP\/1\.1 500 /);
+        expect(reply).toContain('"code":"INTERNAL"');
+        expect(lines.some((l) => l.includes('API call failed') && l.includes(says)), `${path} logged`).toBe(true);
+      }
+      expect(await raw(socketPath, 'GET /v1/status HTTP/1.1\r\nHost: weft\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /);
+    } finally {
+      await new Promise((r) => server.close(r));
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
