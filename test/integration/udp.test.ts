@@ -241,7 +241,7 @@ describe.each([
         const file = join(lab.tmpDir, 'replay.pcap');
         const dump = lab.hosts[1]!.spawn(['tcpdump', '-n', '-U', '-i', 'eth0', '-c', '1', '-w', file, 'udp', 'dst', 'port', String(PORT), 'and', 'src', 'host', lab.hosts[0]!.ip]);
         await dump.waitForOutput(/listening on/);
-        expect((await ping(containers[0]!, ips[1]!, ['-c', '1'])).ok).toBe(true);
+        expect((await ping(containers[0]!, ips[1]!, ['-c', '3', '-i', '0.3'])).ok).toBe(true);
         await dump.exited;
         const [captured] = udpPayloads(await readFile(file));
         expect(captured).toBeDefined();
