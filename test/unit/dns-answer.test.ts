@@ -179,7 +179,7 @@ describe('DNS server sockets (loopback)', () => {
       s.send(packet.encode({ type: 'response', id: q.id, flags: packet.RECURSION_AVAILABLE, questions: q.questions, answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 60, data: '192.0.2.80' }] }), r.port, r.address);
     });
     await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
-    cleanup.push(() => s.close());
+    cleanup.push(() => void s.close());
     return { port: s.address().port, silence: () => (silent = true) };
   }
 
