@@ -23,6 +23,8 @@ import { AgentComponents } from '../components/set.js';
 import { ApiComponent } from '../components/api.js';
 import { AttachmentsComponent } from '../components/attachments.js';
 import { CniInstallComponent } from '../components/cni-install.js';
+import { DnsComponent } from '../components/dns.js';
+import { RecordStore } from '../dns/record-store.js';
 import { DataplaneComponent } from '../components/dataplane.js';
 import { HealthComponent } from '../components/health.js';
 import { LeasesComponent } from '../components/leases.js';
@@ -68,15 +70,31 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   const attachments = new AttachmentsComponent(stateDir, state, logFor('attach'));
   const api = new ApiComponent(runDir, state, logFor('api'));
   const health = new HealthComponent(v['healthz-listen'] as string, state, logFor('health'));
+  // The DNS records of the cluster; gossip carries them (the store is its delegate), the DNS component serves them.
+  const records = new RecordStore({ localId: underlay.publicIP });
+  const dns = new DnsComponent({
+    state,
+    store: records,
+    attachments: () => attachments.service,
+    stateDir,
+    listen: v['dns-listen'] as string,
+    domain: v['dns-domain'] as string,
+    upstreams: v['dns-upstream'] as string[],
+    ttl: v['dns-ttl'] as number,
+    upstreamTimeoutMs: v['dns-upstream-timeout'] as number,
+    log: logFor('dns'),
+  });
 
   api.addRoutes(() => attachments.routes);
-  api.addRoutes(() => ({ 'POST /v1/cni': cniRoute(cniService({ attachments: attachments.service, notReady: () => state.notReady(), mtu: () => state.get().mtu })) }));
+  api.addRoutes(() => dns.routes);
+  api.addRoutes(() => ({ 'POST /v1/cni': cniRoute(cniService({ attachments: attachments.service, notReady: () => state.notReady(), mtu: () => state.get().mtu, dns: (a) => dns.clientDns(a.gateway) })) }));
 
   // Start order: the API socket early (a second agent on this run dir fails before touching the
   // kernel), then the parts that wait for etcd in the background; the data plane listens before
   // leases arrive.
   return agent.run([
     attachments,
+    dns,
     api,
     health,
     subnetEnv,
