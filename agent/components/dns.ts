@@ -80,6 +80,8 @@ export class DnsComponent implements Component {
   private timers: NodeJS.Timeout[] = [];
   private binding: Promise<void> = Promise.resolve();
   private lastBindError: string | undefined;
+  private readonly allowedMemo = new Map<string, boolean>();
+  private allowedFor: unknown;
 
   constructor(private readonly o: DnsOptions) {
     this.domain = parseDomain(o.domain);
@@ -118,6 +120,21 @@ export class DnsComponent implements Component {
         return k;
       },
     };
+  }
+
+  /** Clients the server answers: loopback and the overlay network. Memoised per address (the per-query path). */
+  private allowed(a: string): boolean {
+    const cfg = this.o.state.get().config;
+    if (cfg !== this.allowedFor || this.allowedMemo.size > 4096) {
+      this.allowedMemo.clear();
+      this.allowedFor = cfg;
+    }
+    let ok = this.allowedMemo.get(a);
+    if (ok === undefined) {
+      ok = isLoopback(a) || this.inOverlay(a);
+      this.allowedMemo.set(a, ok);
+    }
+    return ok;
   }
 
   private inOverlay(a: string): boolean {
@@ -204,8 +221,10 @@ export class DnsComponent implements Component {
       listen: addresses,
       zone: this.zone(),
       forwarder: this.forwarder,
-      allowed: (a) => isLoopback(a) || this.inOverlay(a),
+      allowed: (a) => this.allowed(a),
       log: this.o.log,
+      // The overlay network is part of what an answer depends on (PTR authority), so its change counts too.
+      generation: () => this.o.store.generation * 2 + (this.o.state.get().config === undefined ? 0 : 1),
     });
     await server.start();
     if (this.stopping.signal.aborted) {

@@ -10,7 +10,8 @@ import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import { decideQuery, refused, servfail, type Zone } from './dns-answer.js';
+import { AnswerCache } from './answer-cache.js';
+import { decideQuery, refused, servfail, type Decision, type Zone } from './dns-answer.js';
 import type { Forwarder } from './forwarder.js';
 
 export interface ListenAddress {
@@ -27,6 +28,8 @@ export interface DnsServerOptions {
   readonly log: Logger;
   readonly maxTcpConnections?: number;
   readonly tcpIdleMs?: number;
+  /** Changes whenever the answers may change (the record set's generation); enables the reply cache. */
+  readonly generation?: () => number;
 }
 
 export interface DnsCounters {
@@ -50,14 +53,23 @@ export class DnsServer {
   readonly counters: DnsCounters = { queries: 0, answered: 0, forwarded: 0, servfail: 0, formerr: 0, refused: 0, dropped: 0, truncated: 0, nxdomain: 0 };
   /** Where it listens now (ports resolved when 0 was asked). */
   bound: ListenAddress[] = [];
+  private readonly cache: AnswerCache | undefined;
 
-  constructor(private readonly o: DnsServerOptions) {}
+  constructor(private readonly o: DnsServerOptions) {
+    this.cache = o.generation ? new AnswerCache(o.generation) : undefined;
+  }
 
   async start(): Promise<void> {
     try {
       for (const l of this.o.listen) {
         const udp = createSocket({ type: isIP(l.host) === 6 ? 'udp6' : 'udp4' });
         udp.on('message', (msg, rinfo) => {
+          // The cached path stays synchronous: no promise per query.
+          const hit = this.cached(msg, rinfo.address);
+          if (hit !== undefined) {
+            udp.send(hit, rinfo.port, rinfo.address);
+            return;
+          }
           this.handle(msg, rinfo.address, 'udp').then(
             (out) => {
               // The socket may have closed while a forward was pending.
@@ -116,7 +128,9 @@ export class DnsServer {
       this.counters.refused++;
       return refused(query);
     }
-    const d = decideQuery(query, this.o.zone, transport);
+    const decide = (): Decision => decideQuery(query, this.o.zone, transport);
+    // Only UDP replies that fit are kept: a truncated reply depends on the transport.
+    const d = this.cache && transport === 'udp' ? this.cache.decideAndKeep(query, decide, (x) => x.kind === 'reply' && x.rcode !== 'FORMERR' && x.rcode !== 'TRUNCATED') : decide();
     if (d.kind === 'drop') {
       this.counters.dropped++;
       return undefined;
@@ -133,6 +147,16 @@ export class DnsServer {
     if (answer !== undefined) return answer;
     this.counters.servfail++;
     return servfail(query);
+  }
+
+  /** A cached UDP reply for an allowed client, counted like any other; undefined on a miss. */
+  private cached(query: Buffer, from: string): Buffer | undefined {
+    const hit = this.cache?.get(query);
+    if (hit === undefined || !this.o.allowed(from)) return undefined;
+    this.counters.queries++;
+    this.counters.answered++;
+    if (hit.rcode === 'NXDOMAIN') this.counters.nxdomain++;
+    return hit.bytes;
   }
 
   private onConnection(c: TcpSocket): void {

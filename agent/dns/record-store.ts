@@ -58,6 +58,8 @@ export class RecordStore implements GossipDelegate {
   private broadcastFn: ((msg: Uint8Array) => void) | undefined;
   private index: { byName: Map<string, string[]>; byAddress: Map<string, string[]> } | undefined;
   readonly counters: StoreCounters = { merged: 0, rejected: 0, reasserted: 0, collected: 0 };
+  /** Grows on every change of what is answered (the DNS reply cache keys on it). */
+  generation = 0;
 
   constructor(private readonly o: RecordStoreOptions) {
     this.wallMs = o.wallMs ?? Date.now;
@@ -241,6 +243,7 @@ export class RecordStore implements GossipDelegate {
 
   private changed(): void {
     this.index = undefined;
+    this.generation++;
     for (const fn of this.listeners) fn();
   }
 }

@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import * as packet from 'dns-packet';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { AnswerCache } from '../../agent/dns/answer-cache.js';
 import { canonicalIp, decideQuery, reverseAddress, type Zone } from '../../agent/dns/dns-answer.js';
 import { DnsServer } from '../../agent/dns/dns-server.js';
 import { Forwarder, parseResolvConf, parseUpstream } from '../../agent/dns/forwarder.js';
@@ -150,6 +151,33 @@ describe('DNS answers', () => {
       if (i % 2 === 1) for (let k = 0; k < 3; k++) b[Math.floor(rnd() * b.length)] = Math.floor(rnd() * 256);
       expect(() => decideQuery(b, zone(), 'udp')).not.toThrow();
     }
+  });
+});
+
+describe('reply cache', () => {
+  it('keeps the rotation, writes each query its own ID, and empties on a new generation', () => {
+    let gen = 0;
+    const names: Record<string, string[]> = { web: ['10.42.1.2', '10.42.2.2', '10.42.3.2'] };
+    const z = zoneOf(names);
+    const cache = new AnswerCache(() => gen);
+    const ask = (id: number): Reply => {
+      const q = query('web.weft.local', 'A', { id });
+      const hit = cache.get(q);
+      if (hit) return decode(hit.bytes);
+      const d = cache.decideAndKeep(q, () => decideQuery(q, z, 'udp'), (x) => x.kind === 'reply');
+      return decode((d as { bytes: Buffer }).bytes);
+    };
+    const firsts = [1, 2, 3, 4, 5, 6].map((id) => {
+      const r = ask(id);
+      expect(r.id).toBe(id);
+      return datas(r)[0];
+    });
+    expect(firsts).toEqual(['10.42.1.2', '10.42.2.2', '10.42.3.2', '10.42.1.2', '10.42.2.2', '10.42.3.2']);
+    names['web'] = ['10.42.9.9'];
+    // Same generation: still the cached cycle (which is why the store bumps it on every change).
+    expect(datas(ask(7))).toHaveLength(3);
+    gen++;
+    expect(datas(ask(9))).toEqual(['10.42.9.9']);
   });
 });
 
