@@ -137,3 +137,15 @@ describe('DNS component registration', () => {
     await second.dns.stop();
   });
 });
+
+describe('CNI result', () => {
+  it("carries weft's DNS server and search domain when DNS is on, nothing when off", async () => {
+    const { cniService } = await import('../../agent/cni-service.js');
+    const attachments = { attach: async () => ({ ...base, name: 'p', podNamespace: 'ns' }) } as unknown as AttachmentService; // add() uses attach() only
+    const req = { networkName: 'weft', containerId: 'c1', ifname: 'eth0', runDir: '/run/weft', netns: '/run/netns/x', pod: { name: 'p', namespace: 'ns' } };
+    const on = cniService({ attachments, notReady: () => [], mtu: () => 1450, dns: (a) => ({ nameservers: [a.gateway], search: ['weft.local'], options: ['ndots:1'] }) });
+    expect((await on.add(req)).dns).toEqual({ nameservers: ['10.42.1.1'], search: ['weft.local'], options: ['ndots:1'] });
+    const off = cniService({ attachments, notReady: () => [], mtu: () => 1450, dns: () => undefined });
+    expect((await off.add(req)).dns).toEqual({});
+  });
+});
