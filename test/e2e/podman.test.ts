@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { poolFile, type PoolState } from '../../ipam/address-pool.js';
 import { callAgent } from '../../agent/api/client.js';
 import type { AttachmentList } from '../../agent/api/types.js';
-import { assertRoot, createLab, UNDERLAY_GATEWAY, type Lab, type LabHost } from '../lab/index.js';
+import { assertRoot, createLab, pollUntil, UNDERLAY_GATEWAY, type Lab, type LabHost } from '../lab/index.js';
 import { busyboxTarball, cleanupPodmanLeftovers, ensurePodman, PodmanHost } from '../lab/podman.js';
 import { assertBuilt, repoPath, startAgent, weft, type WeftAgent } from '../lab/weft.js';
 
@@ -164,6 +164,11 @@ describe('podman with weft (weft-cni relay → agent) on two hosts', () => {
     expect((await lab!.hosts[0]!.exec(['ip', '-o', 'link', 'show'])).stdout).toContain(`${hostIf}@`);
 
     await expectPingsBothWays(podmans, ipA, ipB);
+
+    // podman passes the container name (K8S_POD_NAME=b): weft registers it, and host A's DNS server answers it.
+    const gwA = ipA.replace(/\.\d+$/, '.1');
+    const looked = await pollUntil(() => podmans[0]!.exec('a', ['nslookup', 'b.weft.local', gwA]), (r) => r.stdout.includes(ipB), 15_000, 200);
+    expect(looked.stdout, looked.stderr).toContain(ipB);
 
     await podmans[0]!.rm('a');
     await podmans[1]!.rm('b');
