@@ -68,6 +68,7 @@ export interface AttachmentServiceOptions {
 }
 
 export const DEFAULT_BRIDGE = 'weft0';
+const DEFAULT_ROUTE = '0.0.0.0/0';
 
 /** What happened to an attachment; DNS registers names from these, so the front doors need not know DNS. */
 export interface AttachmentEvent {
@@ -121,9 +122,10 @@ export class AttachmentService {
     return net;
   }
 
-  private spec(a: Pick<Attachment, 'netns' | 'ifname' | 'ip' | 'gateway' | 'mtu' | 'hostIfName'>): Omit<PlumbRequest, 'mac'> {
+  private spec(a: Pick<Attachment, 'netns' | 'ifname' | 'ip' | 'gateway' | 'mtu' | 'hostIfName'> & { routes?: Attachment['routes'] }): Omit<PlumbRequest, 'mac'> {
     const [ip, len] = a.ip.split('/');
-    return { netnsPath: a.netns, ifname: a.ifname, address: { ip: ip!, prefixLen: Number(len) }, gateway: a.gateway, mtu: a.mtu, bridge: this.bridge, hostIfName: a.hostIfName };
+    const defaultRoute = a.routes === undefined || a.routes.some((r) => r.dst === DEFAULT_ROUTE);
+    return { netnsPath: a.netns, ifname: a.ifname, address: { ip: ip!, prefixLen: Number(len) }, gateway: a.gateway, mtu: a.mtu, bridge: this.bridge, hostIfName: a.hostIfName, defaultRoute };
   }
 
   attach(body: unknown): Promise<Attachment> {
@@ -151,7 +153,7 @@ export class AttachmentService {
       // of this key: a crash before the record or during a detach, or an attachment being replaced.
       if (await this.o.plumber.unplumb(hostIfName)) log.info({ hostIfName, fresh }, 'deleted a leftover veth of this attachment');
       const spec = this.spec({ netns: req.netns, ifname: req.ifname, ip, gateway, mtu: net.mtu, hostIfName });
-      const { mac } = await this.o.plumber.plumb({ ...spec, ...(req.mac ? { mac: req.mac } : {}) });
+      const { mac, defaultRoute } = await this.o.plumber.plumb({ ...spec, ...(req.mac ? { mac: req.mac } : {}) });
       plumbed = true;
       const attachment: Attachment = {
         containerId: req.containerId,
@@ -165,7 +167,8 @@ export class AttachmentService {
         mac,
         mtu: net.mtu,
         hostIfName,
-        routes: [{ dst: '0.0.0.0/0', gw: gateway }],
+        // A second interface in the namespace finds the first one's default route and adds none.
+        routes: defaultRoute ? [{ dst: DEFAULT_ROUTE, gw: gateway }] : [],
         createdAt: (this.o.now?.() ?? new Date()).toISOString(),
       };
       await this.o.store.put(attachment);
