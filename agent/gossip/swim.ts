@@ -287,6 +287,10 @@ export class SwimNode {
   }
 
   private periodicPushPull(): void {
+    // Reconnect, as Serf does: a member we hold dead may only have been cut off; an exchange with it
+    // makes each side refute the other's verdict, and the next one heals a partition for good.
+    const [dead] = this.randomMembers(1, (m) => m.state === 'dead');
+    if (dead !== undefined) void this.pushPullWith(dead, false);
     const [peer] = this.randomMembers(1, (m) => m.state === 'alive');
     if (peer !== undefined) {
       void this.pushPullWith(peer, false);

@@ -4,7 +4,7 @@
 // member recognised as the same member with a higher incarnation.
 import { describe, expect, it } from 'vitest';
 import type { Endpoint, Packet, PushPullState } from '../../agent/gossip/messages.js';
-import { memberlistDefaults, SwimNode } from '../../agent/gossip/swim.js';
+import { memberlistDefaults, SwimNode, type SwimConfig } from '../../agent/gossip/swim.js';
 import type { GossipDelegate, MemberInfo } from '../../agent/gossip/types.js';
 import { seededRandom, VirtualTime } from '../bench/gossip-sim.js';
 
@@ -27,10 +27,10 @@ class Net {
   readonly cut = new Set<string>();
   readonly sent: { to: Endpoint; packet: Packet }[] = [];
 
-  add(id: string, incarnation?: number): SwimNode {
+  add(id: string, incarnation?: number, config: Partial<SwimConfig> = {}): SwimNode {
     const rec = new Recorder();
     const node = new SwimNode({
-      id, addr: id, port: 7946, config: memberlistDefaults, timers: this.time, random: this.random, delegate: rec,
+      id, addr: id, port: 7946, config: { ...memberlistDefaults, ...config }, timers: this.time, random: this.random, delegate: rec,
       ...(incarnation !== undefined ? { incarnation } : {}),
       transport: {
         sendPacket: (to, packet) => {
@@ -145,6 +145,23 @@ describe('SWIM state machine', () => {
       expect(net.rec.get(x)!.statesOf(c).slice(-1)).toEqual(['alive']);
     }
     expect(again.incarnation).toBeGreaterThan(oldInc);
+  });
+
+  it('a healed partition: both sides held each other dead; reconnecting push-pulls make them alive again', async () => {
+    const net = new Net();
+    const ids = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'];
+    for (const id of ids) net.add(id, 100, { pushPullIntervalMs: 5000 });
+    for (const a of ids) for (const b of ids) net.nodes.get(a)!.addKnown(b, b, 7946);
+    for (const id of ids) net.nodes.get(id)!.start();
+    await net.run(3000);
+    // Cut 10.0.0.4 off (the other three form one side).
+    net.cut.add('10.0.0.4');
+    await net.run(30_000);
+    expect(net.view('10.0.0.1', '10.0.0.4')!.state).toBe('dead');
+    expect(net.view('10.0.0.4', '10.0.0.1')!.state).toBe('dead');
+    net.cut.delete('10.0.0.4');
+    await net.run(15_000);
+    for (const a of ids) for (const b of ids) expect(net.view(a, b)?.state, `${a} about ${b}`).toBe('alive');
   });
 
   it('a restart after the clock moved on outranks its previous life at once (incarnation from seconds)', async () => {
