@@ -178,8 +178,25 @@ export class DnsComponent implements Component {
     for (const n of names) this.o.store.add(n, attachmentAddress(a), a.containerId);
   }
 
+  /**
+   * Makes this host's records of one container match its attachments now: an attach that
+   * replaced an earlier one (a new address after a lease change, another --name) leaves no
+   * stale record, and a container with two interfaces keeps both.
+   */
+  private reconcileContainer(containerId: string): void {
+    const want = new Set<string>();
+    for (const a of this.o.attachments().list().attachments) {
+      if (a.containerId !== containerId) continue;
+      for (const n of attachmentNames(a).names) want.add(`${n} ${attachmentAddress(a)}`);
+    }
+    for (const r of this.o.store.own()) {
+      if (r.containerId === containerId && !want.has(`${r.name} ${r.address}`)) this.o.store.remove(r.name, r.address, containerId);
+    }
+  }
+
   private onAttachment(ev: AttachmentEvent): void {
     const a = ev.attachment;
+    this.reconcileContainer(a.containerId);
     if (ev.kind === 'attached') {
       this.register(a);
       const dns = this.clientDns(a.gateway);
@@ -187,7 +204,6 @@ export class DnsComponent implements Component {
         writeNetnsResolvConf(this.o.etcNetns ?? '/etc/netns', a.netns, dns).catch((e: unknown) => this.o.log.warn({ err: (e as Error).message, netns: a.netns }, 'cannot write the namespace resolv.conf'));
       }
     } else {
-      for (const n of attachmentNames(a).names) this.o.store.remove(n, attachmentAddress(a), a.containerId);
       if (a.network === undefined) removeNetnsResolvConf(this.o.etcNetns ?? '/etc/netns', a.netns).catch(() => undefined);
     }
   }

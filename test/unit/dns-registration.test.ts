@@ -86,7 +86,14 @@ function fakeService(list: Attachment[]): { service: AttachmentService; emit: (e
       return () => listeners.delete(fn);
     },
   } as unknown as AttachmentService; // only list() and subscribe() are used by the DNS component
-  return { service, emit: (ev) => listeners.forEach((fn) => fn(ev)) };
+  // As the real service: the records change first, then listeners hear of it.
+  const emit = (ev: AttachmentEvent): void => {
+    const i = list.findIndex((a) => a.containerId === ev.attachment.containerId && a.ifname === ev.attachment.ifname);
+    if (i >= 0) list.splice(i, 1);
+    if (ev.kind === 'attached') list.push(ev.attachment);
+    listeners.forEach((fn) => fn(ev));
+  };
+  return { service, emit };
 }
 
 describe('DNS component registration', () => {
@@ -114,6 +121,13 @@ describe('DNS component registration', () => {
     emit({ kind: 'detached', attachment: pod });
     expect(store.lookup('api.prod')).toBeUndefined();
     expect(store.lookup('web')).toEqual(['10.42.1.2']);
+    // Attached again under another name and address (a rebuilt attachment): the old record goes.
+    emit({ kind: 'attached', attachment: { ...base, name: 'www', ip: '10.42.1.7/24' } });
+    expect(store.lookup('web')).toBeUndefined();
+    expect(store.lookup('www')).toEqual(['10.42.1.7']);
+    // A second interface of the same container keeps both.
+    emit({ kind: 'attached', attachment: { ...base, ifname: 'eth1', name: 'www', ip: '10.42.1.8/24' } });
+    expect(store.lookup('www')).toEqual(['10.42.1.7', '10.42.1.8']);
     await dns.stop();
   });
 
