@@ -224,8 +224,14 @@ export class DnsComponent implements Component {
         () => (this.serverFor = gw),
         (e: unknown) => {
           // EADDRNOTAVAIL until the data plane has put the gateway address on the bridge.
-          const msg = (e as Error).message;
-          if (msg !== this.lastBindError) this.o.log.info({ err: msg, gateway: gw }, 'DNS server cannot bind yet; retrying');
+          const code = (e as NodeJS.ErrnoException).code;
+          const msg =
+            code === 'EADDRINUSE'
+              ? `${gw}:${port} is taken by another server: stop it, or move weft's with --dns-listen (empty turns it off)`
+              : code === 'EACCES'
+                ? `not allowed to bind ${gw}:${port} (port 53 needs root or CAP_NET_BIND_SERVICE); or use --dns-listen gateway:PORT`
+                : (e as Error).message;
+          if (msg !== this.lastBindError) this.o.log[code === 'EADDRNOTAVAIL' ? 'info' : 'warn']({ err: msg, gateway: gw }, 'DNS server cannot bind yet; retrying every second');
           this.lastBindError = msg;
         },
       );
