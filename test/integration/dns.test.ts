@@ -81,6 +81,8 @@ describe('gossip DNS across three hosts', () => {
     const ls = await weft(lab.hosts[0]!, ['dns', 'ls', '--json', '--run-dir', agents[0]!.runDir]);
     const records = (JSON.parse(ls.stdout) as { records: { name: string; owner: string; version: number }[] }).records;
     expect(records.find((r) => r.name === 'web')).toMatchObject({ owner: lab.hosts[1]!.ip });
+    const status = await weft(lab.hosts[0]!, ['status', '--run-dir', agents[0]!.runDir]);
+    expect(status.stdout).toMatch(new RegExp(`DNS +on ${gateways[0]!.replace(/\./g, '\\.')}:53, weft\\.local\\. \\d+ names`));
   });
 
   it('two containers under one name answer both addresses, in rotating order; PTR names an overlay address', async () => {
