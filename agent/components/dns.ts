@@ -264,7 +264,7 @@ export class DnsComponent implements Component {
       ...(this.lastBindError ? { bindError: this.lastBindError } : {}),
       domain: `${this.domain}.`,
       upstreams: this.upstreams().map((u) => `${u.host}:${u.port}`),
-      records: this.o.store.stats(),
+      records: { ...this.o.store.stats(), generation: this.o.store.generation },
       queries: this.server?.counters,
       forwarder: this.forwarder.counters,
       gossip: this.o.store.counters,
