@@ -164,7 +164,10 @@ export class DnsComponent implements Component {
     this.o.state.addStatus('dns', () => this.status());
     this.timers.push(setInterval(() => store.collect(), this.o.collectEveryMs ?? 60_000).unref());
     if (this.listenSpec.kind === 'fixed') {
-      await this.bind(this.listenSpec.addresses);
+      const where = this.listenSpec.addresses.map((a) => `${a.host}:${a.port}`).join(', ');
+      await this.bind(this.listenSpec.addresses).catch((e: unknown) => {
+        throw new WeftError('INVALID_ARGUMENT', `--dns-listen ${where}: cannot bind (${(e as Error).message}); give an address of this host and a free port, or "gateway", or empty to turn DNS off`, { flag: 'dns-listen' });
+      });
     } else if (this.listenSpec.kind === 'gateway') {
       this.unsubscribes.push(this.o.state.subscribe(() => this.follow()));
       this.timers.push(setInterval(() => this.follow(), 1000).unref());

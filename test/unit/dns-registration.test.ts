@@ -163,3 +163,23 @@ describe('CNI result', () => {
     expect((await off.add(req)).dns).toEqual({});
   });
 });
+
+describe('DNS component listening', () => {
+  it('--dns-listen at a fixed address serves there; an address that is not this host\'s is refused with the flag named', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'weft-dns-'));
+    try {
+      const { service } = fakeService([]);
+      const state = new NodeState({ iface: 'eth0', publicIP: '198.18.0.11', mtu: 1500 });
+      const make = (listen: string): DnsComponent =>
+        new DnsComponent({ state, store: new RecordStore({ localId: '198.18.0.11' }), attachments: () => service, stateDir: dir, listen, domain: 'weft.local.', upstreams: [], ttl: 5, upstreamTimeoutMs: 500, log: pino({ level: 'silent' }) });
+      const ok = make('127.0.0.1:0');
+      await ok.start();
+      expect((ok.status()['listening'] as string[])[0]).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(dnsStatusLine({ dns: ok.status() })).toMatch(/^on 127\.0\.0\.1:\d+, weft\.local\. 0 names/);
+      await ok.stop();
+      await expect(make('198.51.100.77:0').start()).rejects.toThrow(/--dns-listen 198\.51\.100\.77:0: cannot bind/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
