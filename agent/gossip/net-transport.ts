@@ -37,6 +37,13 @@ export interface TransportCounters {
   streamsRefused: number;
 }
 
+function bindError(proto: string, addr: string, port: number, e: NodeJS.ErrnoException): WeftError {
+  const hint = e.code === 'EADDRNOTAVAIL'
+    ? `${addr} is not an address of this host (gossip binds to the public IP only; check --public-ip / --iface)`
+    : 'free the port or choose another with --gossip-port';
+  return new WeftError('UNAVAILABLE', `gossip: cannot bind ${proto} ${addr}:${port} (${e.code ?? e.message}); ${hint}`, { port, addr });
+}
+
 export class NetTransport implements SwimTransport {
   onPacket: (p: Packet) => void = () => {};
   onPushPull: (s: PushPullState) => PushPullState = () => { throw new Error('not ready'); };
@@ -64,7 +71,7 @@ export class NetTransport implements SwimTransport {
       udp.bind(this.o.port, this.o.bindAddr, () => { udp.off('error', reject); resolve(); });
     }).catch((e: NodeJS.ErrnoException) => {
       udp.close();
-      throw new WeftError('UNAVAILABLE', `gossip: cannot bind UDP ${this.o.bindAddr}:${this.o.port} (${e.code ?? e.message}); free the port or choose another with --gossip-port`, { port: this.o.port });
+      throw bindError('UDP', this.o.bindAddr, this.o.port, e);
     });
     this.udp = udp;
     const tcp = createServer((s) => this.onConnection(s));
@@ -75,7 +82,7 @@ export class NetTransport implements SwimTransport {
       tcp.listen(this.o.port, this.o.bindAddr, () => { tcp.off('error', reject); resolve(); });
     }).catch((e: NodeJS.ErrnoException) => {
       udp.close();
-      throw new WeftError('UNAVAILABLE', `gossip: cannot listen on TCP ${this.o.bindAddr}:${this.o.port} (${e.code ?? e.message}); free the port or choose another with --gossip-port`, { port: this.o.port });
+      throw bindError('TCP', this.o.bindAddr, this.o.port, e);
     });
     this.tcp = tcp;
   }

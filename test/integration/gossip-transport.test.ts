@@ -57,6 +57,14 @@ describe('gossip transport on loopback', () => {
     expect(c.t.counters.dropped.unknownKey).toBe(1);
   });
 
+  it('a taken port or an address not on this host: a clear error naming the fix', async () => {
+    const a = await transport(`${k1}\n`);
+    const again = new NetTransport({ bindAddr: '127.0.0.1', port: a.port, keys: () => [], log });
+    await expect(again.listen()).rejects.toThrow(/EADDRINUSE.*--gossip-port/);
+    const elsewhere = new NetTransport({ bindAddr: '192.0.2.77', port: a.port, keys: () => [], log });
+    await expect(elsewhere.listen()).rejects.toThrow(/EADDRNOTAVAIL.*not an address of this host/);
+  });
+
   it('a peer that never answers: push-pull fails at its deadline', async () => {
     const a = await transport(`${k1}\n`, 300);
     const port = await freePort();
