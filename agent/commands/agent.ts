@@ -5,7 +5,8 @@
 // subnet), encap/ (which kernel objects) or cni-plugin/ (the CNI rules), and
 // every fact the agent knows lives in one NodeState.
 //
-//   underlay → attachments → API socket → health → network config → backend
+//   underlay → attachments → first attachment sweep (then every
+//   --resync-interval) → API socket → health → network config → backend
 //   (VTEP MAC, MTU) → subnet lease → subnet.env → first complete lease list →
 //   data-plane reconcile (then on every lease change and every
 //   --resync-interval) → ready → install-cni
@@ -13,9 +14,11 @@
 // On SIGTERM/SIGINT the agent stops; kernel state and the lease stay, so a
 // restart (or SIGKILL and restart) drops no packet.
 
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createEtcdClient } from '../../ipam/etcd-client.js';
 import { EtcdSubnetRegistry } from '../../ipam/etcd-registry.js';
+import { systemClock } from '../../ipam/clock.js';
 import { cniRoute } from '../api/cni-route.js';
 import { cniInstallOptionsFrom } from '../cni-install.js';
 import { cniService } from '../cni-service.js';
@@ -30,6 +33,7 @@ import { GossipComponent } from '../components/gossip.js';
 import { HealthComponent } from '../components/health.js';
 import { LeasesComponent } from '../components/leases.js';
 import { SubnetEnvComponent } from '../components/subnet-env.js';
+import { SweepComponent } from '../components/sweep.js';
 import { NodeState } from '../core/node-state.js';
 import type { FlagValues } from '../flags.js';
 import { detectUnderlay } from '../host-info.js';
@@ -70,6 +74,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   const dataplane = new DataplaneComponent({ state, ipMasq, resyncMs: (v['resync-interval'] as number) * 1000, log: logFor('dataplane'), logFor });
   leases.addLeaseData(dataplane.leaseData);
   const attachments = new AttachmentsComponent(stateDir, state, logFor('attach'));
+  const sweep = new SweepComponent(attachments, state, systemClock, (v['resync-interval'] as number) * 1000, logFor('sweep'));
   const api = new ApiComponent(runDir, state, logFor('api'));
   const health = new HealthComponent(v['healthz-listen'] as string, state, logFor('health'));
   // The DNS records of the cluster; gossip carries them (the store is its delegate), the DNS component serves them.
@@ -90,7 +95,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   const gossip = new GossipComponent({
     state,
     port: v['gossip-port'] as number,
-    openKeys: (signal) => KeySource.open({ keyFile: v['key-file'] as string | undefined, store: registry, clusterKeyName: `${prefix}/cluster-key`, log: logFor('keys'), signal }),
+    openKeys: (signal) => KeySource.open({ keyFile: v['key-file'] as string | undefined, store: registry, clusterKeyName: `${prefix}/cluster-key`, cacheFile: join(stateDir, 'cluster-key'), log: logFor('keys'), signal }),
     log: logFor('gossip'),
     fail: agent.fail,
   });
@@ -110,6 +115,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   return agent.run([
     attachments,
     dns,
+    sweep,
     api,
     health,
     subnetEnv,

@@ -119,9 +119,6 @@ export class GossipComponent implements Component, Gossip {
   }
 
   async start(): Promise<void> {
-    // Bind now: a taken port fails the agent at once, with the flag to change.
-    await this.transport.listen();
-    this.o.log.info({ addr: this.localId, port: this.o.port }, 'gossip listening');
     void this.run().catch((e: unknown) => {
       if (!this.stopping.signal.aborted) this.o.fail(e);
     });
@@ -132,6 +129,11 @@ export class GossipComponent implements Component, Gossip {
     if (this.stopping.signal.aborted) return;
     this.keySource = ks;
     this.setKeys(ks.current());
+    // Bound only once keys are known (nothing could be opened before); a taken port ends the agent
+    // with the flag to change.
+    await this.transport.listen();
+    if (this.stopping.signal.aborted) return this.transport.close();
+    this.o.log.info({ addr: this.localId, port: this.o.port, keys: this.keyIds }, 'gossip listening');
     this.unsubscribe.push(ks.subscribe((ring) => this.setKeys(ring)));
     this.node.start();
     this.started = true;

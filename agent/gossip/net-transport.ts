@@ -133,6 +133,8 @@ export class NetTransport implements SwimTransport {
   private onConnection(s: Socket): void {
     this.counters.streamsIn++;
     const from = s.remoteAddress ?? '?';
+    // Always listened to: a peer resetting the connection while we answer is its problem, never a crash.
+    s.on('error', (e) => this.rl.warn('stream', { from, err: e.message }, 'gossip: push-pull connection error'));
     this.sockets.add(s);
     s.on('close', () => this.sockets.delete(s));
     readFrame(s, this.maxFrame, this.timeoutMs).then(
@@ -166,6 +168,7 @@ export class NetTransport implements SwimTransport {
     const keys = this.o.keys();
     if (keys.length === 0) throw new WeftError('UNAVAILABLE', 'gossip keys not known yet');
     const s = connect({ host: to.addr, port: to.port, localAddress: this.o.bindAddr });
+    s.on('error', () => {}); // failures reject below (connect, readFrame); a late reset must not crash the agent
     this.sockets.add(s);
     try {
       await new Promise<void>((resolve, reject) => {

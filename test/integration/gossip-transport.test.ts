@@ -3,12 +3,14 @@
 // another key refused on both sides, and a peer that accepts a connection
 // but never answers: push-pull gives up at its deadline instead of stalling.
 
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { gossipKeys } from '../../agent/components/gossip.js';
 import type { PushPullState } from '../../agent/gossip/messages.js';
 import { NetTransport } from '../../agent/gossip/net-transport.js';
+import { encodeState } from '../../agent/gossip/codec.js';
+import { seal } from '../../agent/gossip/seal.js';
 import { generateKey, parseKeyFile } from '../../ipam/keys.js';
 import { freePort } from '../lab/index.js';
 
@@ -63,6 +65,26 @@ describe('gossip transport on loopback', () => {
     await expect(again.listen()).rejects.toThrow(/EADDRINUSE.*--gossip-port/);
     const elsewhere = new NetTransport({ bindAddr: '192.0.2.77', port: a.port, keys: () => [], log });
     await expect(elsewhere.listen()).rejects.toThrow(/EADDRNOTAVAIL.*not an address of this host/);
+  });
+
+  it('a peer that resets the connection while we answer does not crash us; the next push-pull works', async () => {
+    const b = await transport(`${k1}\n`);
+    const big: PushPullState = { ...state('127.0.0.3'), user: new Uint8Array(8 << 20) };
+    b.t.onPushPull = () => big;
+    const keys = gossipKeys(parseKeyFile(`${k1}\n`));
+    const sealed = seal(keys, 'stream', encodeState(state('127.0.0.2')));
+    const frame = Buffer.alloc(4 + sealed.length);
+    frame.writeUInt32BE(sealed.length);
+    sealed.copy(frame, 4);
+    await new Promise<void>((resolve) => {
+      const c = connect({ host: '127.0.0.1', port: b.port }, () => c.write(frame));
+      c.once('data', () => { c.resetAndDestroy(); resolve(); });
+      c.on('error', () => resolve());
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const a = await transport(`${k1}\n`);
+    b.t.onPushPull = () => state('127.0.0.3');
+    expect((await a.t.pushPull({ addr: '127.0.0.1', port: b.port }, state('127.0.0.2'))).from).toBe('127.0.0.3');
   });
 
   it('a peer that never answers: push-pull fails at its deadline', async () => {
