@@ -34,6 +34,7 @@ export class LeaseWatcher {
   private resyncing: Promise<void> | undefined;
   private emitScheduled = false;
   private suspectRevision: number | undefined;
+  private listed = false;
   private synced!: Promise<void>;
   private resolveSynced!: () => void;
 
@@ -48,6 +49,11 @@ export class LeaseWatcher {
   /** The current set (may be empty before the first list). */
   current(): Lease[] {
     return [...this.leases.values()];
+  }
+
+  /** The current set once the first list is done; undefined before (the subnet manager then lists itself). */
+  known(): Lease[] | undefined {
+    return this.listed ? this.current() : undefined;
   }
 
   /** Resolves after the first successful list. */
@@ -97,6 +103,7 @@ export class LeaseWatcher {
             log.warn({ key: s.key, reason: s.reason }, 'skipping a subnet lease that does not parse');
           }
           this.revision = list.revision;
+          this.listed = true;
           this.watch = await registry.watch(list.revision + 1, {
             onEvents: (events, revision) => this.apply(events, revision),
             onBroken: (err) => {

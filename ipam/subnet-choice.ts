@@ -29,7 +29,8 @@ export type SubnetChoice =
   | { readonly kind: 'existing'; readonly lease: Lease }
   | { readonly kind: 'previous'; readonly subnet: Cidr }
   | { readonly kind: 'random'; readonly subnet: Cidr }
-  | { readonly kind: 'exhausted' };
+  /** Every subnet between SubnetMin and SubnetMax is taken (or excluded this round). */
+  | { readonly kind: 'exhausted'; readonly subnets: number; readonly taken: number };
 
 /** Closed interval of subnet indexes. */
 type Span = [first: number, last: number];
@@ -95,7 +96,7 @@ export function chooseSubnet(input: ChooseSubnetInput): SubnetChoice {
   const spans = takenSpans(config, [...leases.map((l) => l.subnet), ...exclude]);
   const taken = spans.reduce((n, [a, b]) => n + (b - a + 1), 0);
   const free = enumerateSubnets(config) - taken;
-  if (free <= 0) return { kind: 'exhausted' };
+  if (free <= 0) return { kind: 'exhausted', subnets: enumerateSubnets(config), taken };
 
   // The k-th free index: skip every taken span that starts at or before it.
   const r = input.random();

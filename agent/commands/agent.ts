@@ -2,9 +2,10 @@
 // decision lives in ipam/ (which subnet), encap/ (which kernel objects) or
 // cni-plugin/ (the CNI rules).
 //
-//   underlay → API socket → network config → VTEP MAC → subnet lease →
-//   subnet.env → first complete lease list → data-plane reconcile (then on
-//   every lease change and every --resync-interval) → ready → install-cni
+//   underlay → API socket → network config → VTEP MAC → lease watch (first
+//   complete list) → subnet lease (chosen from that set) → subnet.env →
+//   data-plane reconcile (then on every lease change and every
+//   --resync-interval) → ready → install-cni
 //
 // The data plane is never reconciled before the first complete lease list:
 // a restarted agent would otherwise remove every remote route for a moment.
@@ -176,7 +177,26 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
       log.debug({ err: (e as Error).message }, 'no masquerade table to remove');
     });
 
+    // The watcher starts first: the subnet is chosen from the set it holds (no list per acquire).
+    const leaseWatcher = new LeaseWatcher({
+      registry,
+      clock: systemClock,
+      log: componentLogger(root, 'watch'),
+      checkIntervalMs: (v['watch-check-interval'] as number) * 1000,
+    });
+    watcher = leaseWatcher;
+    leaseWatcher.subscribe((leases, rev) => {
+      leasesKnown = true;
+      revision = rev;
+      manager?.verify(leases);
+      log.debug({ leases: leases.length, revision: rev }, 'lease set');
+      void reconcile('lease set changed');
+    });
+    leaseWatcher.start();
+    await leaseWatcher.ready();
+
     manager = new SubnetManager({
+      known: () => leaseWatcher.known(),
       registry,
       clock: systemClock,
       log: componentLogger(root, 'subnets'),
@@ -197,21 +217,6 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
       void reconcile('lease changed');
     });
     await manager.acquire();
-
-    watcher = new LeaseWatcher({
-      registry,
-      clock: systemClock,
-      log: componentLogger(root, 'watch'),
-      checkIntervalMs: (v['watch-check-interval'] as number) * 1000,
-    });
-    watcher.subscribe((leases, rev) => {
-      leasesKnown = true;
-      revision = rev;
-      manager?.verify(leases);
-      log.debug({ leases: leases.length, revision: rev }, 'lease set');
-      void reconcile('lease set changed');
-    });
-    watcher.start();
 
     // The periodic pass heals what someone changed by hand (a deleted route, a flushed FDB).
     const resyncMs = (v['resync-interval'] as number) * 1000;

@@ -116,9 +116,9 @@ describe('order of preference', () => {
   it('exhausted when every subnet is taken or excluded', () => {
     const leases = [lease('10.42.0.4/30', '192.0.2.7'), lease('10.42.0.8/30', '192.0.2.8')];
     expect(chooseSubnet({ config: tiny, leases, publicIP: ME, random: seeded(1) }).kind).toBe('random');
-    expect(chooseSubnet({ config: tiny, leases, publicIP: ME, exclude: [parseCidr('10.42.0.12/30')], random: seeded(1) })).toEqual({ kind: 'exhausted' });
+    expect(chooseSubnet({ config: tiny, leases, publicIP: ME, exclude: [parseCidr('10.42.0.12/30')], random: seeded(1) })).toEqual({ kind: 'exhausted', subnets: 3, taken: 3 });
     // One lease of a shorter, older SubnetLen can fill the whole range.
-    expect(chooseSubnet({ config: tiny, leases: [lease('10.42.0.0/28', '192.0.2.7')], publicIP: ME, random: seeded(1) })).toEqual({ kind: 'exhausted' });
+    expect(chooseSubnet({ config: tiny, leases: [lease('10.42.0.0/28', '192.0.2.7')], publicIP: ME, random: seeded(1) })).toEqual({ kind: 'exhausted', subnets: 3, taken: 3 });
   });
 
   it('a random() of exactly 1 or NaN still yields a free subnet', () => {

@@ -38,6 +38,8 @@ export class MemoryRegistry implements SubnetRegistry {
   private revision = 1;
   private nextLeaseId = 100;
   private watchers = new Set<{ cb: LeaseWatchCallbacks; frozen: boolean }>();
+  /** How many times list() was called (the cached-choice path must not list). */
+  listCalls = 0;
   /** Number of upcoming calls that fail as if etcd were unreachable. */
   failNext = 0;
   config: string | undefined;
@@ -122,6 +124,7 @@ export class MemoryRegistry implements SubnetRegistry {
   }
 
   async list(): Promise<LeaseList> {
+    this.listCalls++;
     this.check('list');
     const leases: Lease[] = [];
     const keys: string[] = [];
