@@ -19,6 +19,7 @@ import { formatCidr } from '../../ipam/cidr.js';
 import { createEtcdClient } from '../../ipam/etcd-client.js';
 import { EtcdSubnetRegistry } from '../../ipam/etcd-registry.js';
 import { WeftError } from '../../ipam/errors.js';
+import { applyGrace, EMPTY_GRACE } from '../../ipam/lease-grace.js';
 import { LeaseWatcher } from '../../ipam/lease-watcher.js';
 import { SubnetManager } from '../../ipam/subnet-manager.js';
 import type { Lease, NetworkConfig } from '../../ipam/types.js';
@@ -118,6 +119,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   if (listen !== '') health = await startHealthServer(listen, { notReady }, componentLogger(root, 'health'));
 
   const closeAll = async (): Promise<void> => {
+    clearTimeout(graceTimer);
     await watcher?.stop();
     await backend?.close();
     netlink?.close();
@@ -127,11 +129,23 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
     attachments.close();
   };
 
+  // A remote whose key vanished stays programmed for --lease-grace (see ipam/lease-grace.ts).
+  const graceMs = (v['lease-grace'] as number) * 1000;
+  let grace = EMPTY_GRACE;
+  let graceTimer: NodeJS.Timeout | undefined;
+
   /** One reconcile pass over the current picture; passes are serialized by the backend. */
   const reconcile = async (why: string): Promise<void> => {
     if (lease === undefined || !leasesKnown || backend === undefined || stop.signal.aborted) return;
     const local = lease;
-    const remotes = (watcher?.current() ?? []).filter((l) => !sameSubnet(l, local));
+    const step = applyGrace(grace, watcher?.current() ?? [], systemClock.now(), graceMs);
+    grace = step.state;
+    clearTimeout(graceTimer);
+    if (step.wakeAt !== undefined) {
+      graceTimer = setTimeout(() => void reconcile('lease grace period over'), Math.max(0, step.wakeAt - systemClock.now()) + 1);
+      graceTimer.unref();
+    }
+    const remotes = step.leases.filter((l) => !sameSubnet(l, local));
     try {
       const report = await backend.reconcile(local, remotes);
       if (report === undefined || report.failed.length === 0) {
