@@ -170,6 +170,7 @@ export class EtcdSubnetRegistry implements SubnetRegistry {
       cb.onBroken(err);
     };
     watcher.on('data', (res) => {
+      if (broken) return; // closed or ended: a relist has taken over
       const events: LeaseEvent[] = [];
       for (const ev of res.events) {
         const key = ev.kv.key.toString();
@@ -186,7 +187,12 @@ export class EtcdSubnetRegistry implements SubnetRegistry {
     watcher.on('end', () => breakOnce(new Error('watch ended')));
     return {
       close: async () => {
+        const wasBroken = broken;
         broken = true;
+        // A watch etcd already ended (compacted, cancelled) has no ID left to
+        // cancel, and etcd3's cancel() would wait forever for the answer: the
+        // relist behind it would never run.
+        if (wasBroken) return;
         await watcher.cancel().catch(() => undefined);
       },
     };

@@ -15,6 +15,9 @@ import { backoffMs, type Clock } from './clock.js';
 import type { LeaseEvent, SubnetRegistry, WatchHandle } from './subnet-registry.js';
 import type { Lease } from './types.js';
 
+/** How long a relist waits for the old watch to close before it goes ahead. */
+const CLOSE_WAIT_MS = 2000;
+
 export type LeaseSetListener = (leases: Lease[], revision: number) => void;
 
 export interface LeaseWatcherOptions {
@@ -90,8 +93,10 @@ export class LeaseWatcher {
     if (this.resyncing !== undefined) return this.resyncing;
     this.resyncing = (async () => {
       const { registry, clock, log } = this.opts;
-      await this.watch?.close();
+      // Bounded: a close that never answers must not stall the relist (the watch is dropped either way).
+      const closing = this.watch?.close().catch(() => undefined);
       this.watch = undefined;
+      if (closing !== undefined) await Promise.race([closing, clock.sleep(CLOSE_WAIT_MS, this.stopped.signal)]);
       for (let attempt = 0; !this.stopped.signal.aborted; attempt++) {
         try {
           const list = await registry.list();
