@@ -36,6 +36,7 @@ export const agentFlags: readonly FlagSpec[] = [
   { name: 'lease-grace', type: 'int', default: 5, min: 0, max: 3600, help: 'seconds a remote host stays programmed after its lease key vanished from etcd, so a key its owner re-creates (deleted by hand, revoked) costs no traffic; 0 removes at once' },
   { name: 'ip-masq', type: 'bool', default: false, help: 'masquerade traffic leaving the overlay network with nftables (table ip weft_masq); traffic inside it keeps its source' },
   { name: 'release-on-exit', type: 'bool', default: false, help: 'give the subnet back on SIGTERM/SIGINT instead of keeping it for the restart' },
+  { name: 'key-file', type: 'string', help: 'base64 keys of 32 bytes, one per line (`weft keygen`): the first seals, all open; re-read when it changes. Default: the cluster key in etcd at <prefix>/cluster-key' },
   { name: 'install-cni', type: 'bool', default: false, help: 'once ready, install the CNI plugin and conflist (as flannel\'s DaemonSet does; see the --cni-* flags)' },
   ...cniInstallFlags,
   ...logFlags,

@@ -68,13 +68,39 @@ export interface AttachmentServiceOptions {
 }
 
 export const DEFAULT_BRIDGE = 'weft0';
+const DEFAULT_ROUTE = '0.0.0.0/0';
+
+/** What happened to an attachment; DNS registers names from these, so the front doors need not know DNS. */
+export interface AttachmentEvent {
+  readonly kind: 'attached' | 'detached';
+  readonly attachment: Attachment;
+}
+export type AttachmentListener = (ev: AttachmentEvent) => void;
 
 export class AttachmentService {
   private readonly bridge: string;
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly listeners = new Set<AttachmentListener>();
 
   constructor(private readonly o: AttachmentServiceOptions) {
     this.bridge = o.bridge ?? DEFAULT_BRIDGE;
+  }
+
+  /** Calls fn after every attach that recorded an attachment and every detach that removed one; returns an unsubscribe. */
+  subscribe(fn: AttachmentListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private emit(ev: AttachmentEvent): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(ev);
+      } catch (e) {
+        // A listener's bug must not turn a done attach into a failed one.
+        this.o.log.error({ err: (e as Error).message, kind: ev.kind }, 'attachment listener failed');
+      }
+    }
   }
 
   /** Runs fn after every earlier operation on the same key; the map holds only keys in use. */
@@ -96,9 +122,10 @@ export class AttachmentService {
     return net;
   }
 
-  private spec(a: Pick<Attachment, 'netns' | 'ifname' | 'ip' | 'gateway' | 'mtu' | 'hostIfName'>): Omit<PlumbRequest, 'mac'> {
+  private spec(a: Pick<Attachment, 'netns' | 'ifname' | 'ip' | 'gateway' | 'mtu' | 'hostIfName'> & { routes?: Attachment['routes'] }): Omit<PlumbRequest, 'mac'> {
     const [ip, len] = a.ip.split('/');
-    return { netnsPath: a.netns, ifname: a.ifname, address: { ip: ip!, prefixLen: Number(len) }, gateway: a.gateway, mtu: a.mtu, bridge: this.bridge, hostIfName: a.hostIfName };
+    const defaultRoute = a.routes === undefined || a.routes.some((r) => r.dst === DEFAULT_ROUTE);
+    return { netnsPath: a.netns, ifname: a.ifname, address: { ip: ip!, prefixLen: Number(len) }, gateway: a.gateway, mtu: a.mtu, bridge: this.bridge, hostIfName: a.hostIfName, defaultRoute };
   }
 
   attach(body: unknown): Promise<Attachment> {
@@ -126,7 +153,7 @@ export class AttachmentService {
       // of this key: a crash before the record or during a detach, or an attachment being replaced.
       if (await this.o.plumber.unplumb(hostIfName)) log.info({ hostIfName, fresh }, 'deleted a leftover veth of this attachment');
       const spec = this.spec({ netns: req.netns, ifname: req.ifname, ip, gateway, mtu: net.mtu, hostIfName });
-      const { mac } = await this.o.plumber.plumb({ ...spec, ...(req.mac ? { mac: req.mac } : {}) });
+      const { mac, defaultRoute } = await this.o.plumber.plumb({ ...spec, ...(req.mac ? { mac: req.mac } : {}) });
       plumbed = true;
       const attachment: Attachment = {
         containerId: req.containerId,
@@ -140,11 +167,13 @@ export class AttachmentService {
         mac,
         mtu: net.mtu,
         hostIfName,
-        routes: [{ dst: '0.0.0.0/0', gw: gateway }],
+        // A second interface in the namespace finds the first one's default route and adds none.
+        routes: defaultRoute ? [{ dst: DEFAULT_ROUTE, gw: gateway }] : [],
         createdAt: (this.o.now?.() ?? new Date()).toISOString(),
       };
       await this.o.store.put(attachment);
       log.info({ ip, hostIfName, netns: req.netns }, 'attached');
+      this.emit({ kind: 'attached', attachment });
       return attachment;
     } catch (e) {
       log.warn({ err: (e as Error).message, ip }, 'attach failed; undoing');
@@ -173,6 +202,7 @@ export class AttachmentService {
       const record = this.o.store.get(key);
       const deleted = await this.o.plumber.unplumb(record?.hostIfName ?? hostIfNameFor(key.containerId, key.ifname));
       await this.o.store.delete(key);
+      if (record !== undefined) this.emit({ kind: 'detached', attachment: record });
       this.o.log.info({ ...key, released: released?.ip, vethDeleted: deleted }, record || released ? 'detached' : 'detach: nothing attached');
       return { ...key, ...(released ? { released: released.ip } : {}) };
     });
