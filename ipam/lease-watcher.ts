@@ -39,6 +39,8 @@ export class LeaseWatcher {
   private emitScheduled = false;
   private suspectRevision: number | undefined;
   private listed = false;
+  /** What known() hands out; renewed at each notification. */
+  private snapshot: Lease[] | undefined;
   private synced!: Promise<void>;
   private resolveSynced!: () => void;
 
@@ -55,9 +57,17 @@ export class LeaseWatcher {
     return [...this.leases.values()];
   }
 
-  /** The current set once the first list is done; undefined before (the subnet manager then lists itself). */
-  known(): Lease[] | undefined {
-    return this.listed ? this.current() : undefined;
+  /**
+   * The set as of the last notification once the first list is done;
+   * undefined before (the subnet manager then lists itself). The same array
+   * until the next notification, so choosers can reuse what they derived
+   * from it; a choice from it may be slightly stale, which the
+   * create-if-absent transaction makes safe.
+   */
+  known(): readonly Lease[] | undefined {
+    if (!this.listed) return undefined;
+    this.snapshot ??= this.current();
+    return this.snapshot;
   }
 
   /** Resolves after the first successful list. */
@@ -85,6 +95,7 @@ export class LeaseWatcher {
       this.emitScheduled = false;
       if (this.stopped.signal.aborted) return;
       const set = this.current();
+      this.snapshot = set;
       for (const l of this.listeners) l(set, this.revision);
     });
   }

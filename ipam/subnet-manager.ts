@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import { backoffMs, type Clock } from './clock.js';
 import { formatCidr } from './cidr.js';
 import { isWeftError, WeftError } from './errors.js';
-import { chooseSubnet } from './subnet-choice.js';
+import { chooseSubnet, indexTaken, type TakenIndex } from './subnet-choice.js';
 import type { LeaseGrant, SubnetRegistry } from './subnet-registry.js';
 import type { Cidr, Lease, LeaseAttrs, NetworkConfig } from './types.js';
 import { etcdFailureKind } from './etcd-failure.js';
@@ -37,6 +37,23 @@ export interface SubnetManagerOptions {
   readonly previous?: Cidr;
   /** The watched lease set, or undefined while the watcher has not listed yet (then etcd is listed). */
   readonly known?: () => readonly Lease[] | undefined;
+  // (The array known() returns must not be changed afterwards: choices index it once.)
+}
+
+/**
+ * Indexes of watched sets, shared by every manager choosing from the same set
+ * (a watcher's snapshot is a new array at each change and never mutated).
+ * Sorting 5000 leases per choice cost more than the etcd round trips.
+ */
+const takenIndexes = new WeakMap<readonly Lease[], TakenIndex>();
+
+function indexOf(config: NetworkConfig, known: readonly Lease[]): TakenIndex {
+  let index = takenIndexes.get(known);
+  if (index === undefined || index.config !== config) {
+    index = indexTaken(config, known);
+    takenIndexes.set(known, index);
+  }
+  return index;
 }
 
 export type LeaseChangeListener = (lease: Lease, before: Lease | undefined) => void;
@@ -106,7 +123,8 @@ export class SubnetManager {
         const granting = grant ?? registry.grant(ttlSeconds).then((g) => (grant = g));
         const [held, leases] = await Promise.all([granting, cached ?? registry.list().then((l) => l.leases)]);
         mustList = false;
-        const choice = chooseSubnet({ config, leases, publicIP: attrs.publicIP, previous: this.previous, exclude, random });
+        const taken = cached !== undefined ? indexOf(config, cached) : undefined;
+        const choice = chooseSubnet({ config, leases, publicIP: attrs.publicIP, previous: this.previous, exclude, random, taken });
         let subnet: Cidr | undefined;
         let modRevision: number | undefined;
         if (choice.kind === 'existing') {

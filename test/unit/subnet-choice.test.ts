@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { cidrsOverlap, enumerateSubnets, formatCidr, parseCidr, subnetAt } from '../../ipam/cidr.js';
 import { parseNetworkConfig } from '../../ipam/network-config.js';
-import { chooseSubnet, staleOwnLeases, type SubnetChoice } from '../../ipam/subnet-choice.js';
+import { chooseSubnet, indexTaken, staleOwnLeases, type SubnetChoice } from '../../ipam/subnet-choice.js';
 import type { Cidr, Lease, NetworkConfig } from '../../ipam/types.js';
 
 const ME = '192.0.2.1';
@@ -231,6 +231,21 @@ describe('scale', () => {
       expect(choice.kind).toBe('random');
       const s = (choice as { subnet: Cidr }).subnet;
       expect(leases.some((l) => cidrsOverlap(l.subnet, s))).toBe(false);
+    }
+  });
+});
+
+describe('a kept index of the set', () => {
+  it('choosing with indexTaken(set) gives exactly the choices made without it, exclusions included', () => {
+    const rnd = seeded(11);
+    const leases = Array.from({ length: 300 }, () => lease(subnetAt(net16, Math.floor(rnd() * enumerateSubnets(net16))), '192.0.2.9'));
+    const taken = indexTaken(net16, leases);
+    for (let seed = 0; seed < 200; seed++) {
+      const exclude = seed % 3 === 0 ? [subnetAt(net16, seed), subnetAt(net16, seed + 7)] : [];
+      const a = chooseSubnet({ config: net16, leases, publicIP: ME, exclude, random: seeded(seed) });
+      const b = chooseSubnet({ config: net16, leases, publicIP: ME, exclude, random: seeded(seed), taken });
+      expect(b).toEqual(a);
+      for (const x of exclude) expect(cidrsOverlap(x, parseCidr(subnetOf(b)!))).toBe(false);
     }
   });
 });
