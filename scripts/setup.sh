@@ -22,6 +22,8 @@ need=(
   "/usr/lib/cni/bridge containernetworking-plugins"
   "podman podman"
   "/usr/sbin/runc runc"
+  "containerd containerd"
+  "iptables iptables"
   "/var/lib/dpkg/info/busybox-static.list busybox-static"
   "python3 python3"
   "make make"

@@ -5,7 +5,8 @@
 // subnet), encap/ (which kernel objects) or cni-plugin/ (the CNI rules), and
 // every fact the agent knows lives in one NodeState.
 //
-//   underlay → attachments → API socket → health → network config → backend
+//   underlay → attachments → first attachment sweep (then every
+//   --resync-interval) → API socket → health → network config → backend
 //   (VTEP MAC, MTU) → subnet lease → subnet.env → first complete lease list →
 //   data-plane reconcile (then on every lease change and every
 //   --resync-interval) → ready → install-cni
@@ -13,9 +14,11 @@
 // On SIGTERM/SIGINT the agent stops; kernel state and the lease stay, so a
 // restart (or SIGKILL and restart) drops no packet.
 
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createEtcdClient } from '../../ipam/etcd-client.js';
 import { EtcdSubnetRegistry } from '../../ipam/etcd-registry.js';
+import { systemClock } from '../../ipam/clock.js';
 import { cniRoute } from '../api/cni-route.js';
 import { cniInstallOptionsFrom } from '../cni-install.js';
 import { cniService } from '../cni-service.js';
@@ -24,12 +27,15 @@ import { ApiComponent } from '../components/api.js';
 import { AttachmentsComponent } from '../components/attachments.js';
 import { CniInstallComponent } from '../components/cni-install.js';
 import { DataplaneComponent } from '../components/dataplane.js';
+import { GossipComponent } from '../components/gossip.js';
 import { HealthComponent } from '../components/health.js';
 import { LeasesComponent } from '../components/leases.js';
 import { SubnetEnvComponent } from '../components/subnet-env.js';
+import { SweepComponent } from '../components/sweep.js';
 import { NodeState } from '../core/node-state.js';
 import type { FlagValues } from '../flags.js';
 import { detectUnderlay } from '../host-info.js';
+import { KeySource } from '../keys/key-source.js';
 import { componentLogger } from '../log.js';
 import { etcdOptionsFrom, subnetFileFrom } from '../options.js';
 
@@ -66,8 +72,19 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   const dataplane = new DataplaneComponent({ state, ipMasq, resyncMs: (v['resync-interval'] as number) * 1000, graceMs: (v['lease-grace'] as number) * 1000, log: logFor('dataplane'), logFor });
   leases.addLeaseData(dataplane.leaseData);
   const attachments = new AttachmentsComponent(stateDir, state, logFor('attach'));
+  const sweep = new SweepComponent(attachments, state, systemClock, (v['resync-interval'] as number) * 1000, logFor('sweep'));
   const api = new ApiComponent(runDir, state, logFor('api'));
   const health = new HealthComponent(v['healthz-listen'] as string, state, logFor('health'));
+
+  const gossip = new GossipComponent({
+    state,
+    port: v['gossip-port'] as number,
+    openKeys: (signal) => KeySource.open({ keyFile: v['key-file'] as string | undefined, store: registry, clusterKeyName: `${prefix}/cluster-key`, cacheFile: join(stateDir, 'cluster-key'), log: logFor('keys'), signal }),
+    log: logFor('gossip'),
+    fail: agent.fail,
+  });
+  leases.addLeaseData(gossip.leaseData);
+  api.addRoutes(gossip.routes);
 
   api.addRoutes(() => attachments.routes);
   api.addRoutes(() => ({ 'POST /v1/cni': cniRoute(cniService({ attachments: attachments.service, notReady: () => state.notReady(), mtu: () => state.get().mtu })) }));
@@ -77,11 +94,13 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   // leases arrive.
   return agent.run([
     attachments,
+    sweep,
     api,
     health,
     subnetEnv,
     dataplane,
     leases,
+    gossip,
     ...(v['install-cni'] === true ? [new CniInstallComponent(cniInstallOptionsFrom(v), state, logFor('install-cni'), agent.fail)] : []),
   ]);
 }
