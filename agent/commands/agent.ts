@@ -71,7 +71,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
     fail: agent.fail,
   });
   const subnetEnv = new SubnetEnvComponent({ state, stateDir, subnetFile, ipMasq, log: logFor('subnet.env') });
-  const dataplane = new DataplaneComponent({ state, ipMasq, resyncMs: (v['resync-interval'] as number) * 1000, log: logFor('dataplane'), logFor });
+  const dataplane = new DataplaneComponent({ state, ipMasq, resyncMs: (v['resync-interval'] as number) * 1000, graceMs: (v['lease-grace'] as number) * 1000, log: logFor('dataplane'), logFor });
   leases.addLeaseData(dataplane.leaseData);
   const attachments = new AttachmentsComponent(stateDir, state, logFor('attach'));
   const sweep = new SweepComponent(attachments, state, systemClock, (v['resync-interval'] as number) * 1000, logFor('sweep'));
