@@ -6,7 +6,7 @@
 // it also frees reservations that have no record at all (an attach cut short by
 // a killed agent), which belong to no network yet.
 
-import { CniError, CniErrorCode, type AddRequest, type AttachmentService as CniService, type CheckRequest, type DelRequest, type GcAttachment, type InternalResult, type NetworkSettings, type ServiceStatus } from '../cni-plugin/index.js';
+import { CniError, CniErrorCode, type AddRequest, type AttachmentService as CniService, type CheckRequest, type DelRequest, type Dns, type GcAttachment, type InternalResult, type NetworkSettings, type ServiceStatus } from '../cni-plugin/index.js';
 import { WeftError, isWeftError } from '../ipam/errors.js';
 import type { AttachmentService } from './attachments/service.js';
 import { keyString } from './attachments/store.js';
@@ -18,18 +18,20 @@ export interface CniServiceOptions {
   readonly notReady: () => string[];
   /** The overlay MTU once known. */
   readonly mtu: () => number | undefined;
+  /** The resolver a container gets (weft's DNS server and search domain); undefined when DNS is off. */
+  readonly dns?: (a: Attachment) => Dns | undefined;
 }
 
 /**
  * The host end of the veth comes first, as the bridge plugin reports it:
  * chained plugins (bandwidth) find the container's peer on the host there.
  */
-function toResult(a: Attachment): InternalResult {
+function toResult(a: Attachment, dns: Dns | undefined): InternalResult {
   return {
     interfaces: [{ name: a.hostIfName }, { name: a.ifname, mac: a.mac, sandbox: a.netns, mtu: a.mtu }],
     ips: [{ address: a.ip, gateway: a.gateway, interface: 1 }],
     routes: a.routes.map((r) => ({ dst: r.dst, gw: r.gw })),
-    dns: a.dns ? { nameservers: [...a.dns.nameservers] } : {},
+    dns: dns ?? (a.dns ? { nameservers: [...a.dns.nameservers] } : {}),
   };
 }
 
@@ -68,7 +70,7 @@ export function cniService(o: CniServiceOptions): CniService {
         .catch((e: unknown) => {
           throw requestRefused(e, req);
         });
-      return toResult(a);
+      return toResult(a, o.dns?.(a));
     },
 
     async del(req: DelRequest): Promise<void> {

@@ -26,6 +26,8 @@ import { AgentComponents } from '../components/set.js';
 import { ApiComponent } from '../components/api.js';
 import { AttachmentsComponent } from '../components/attachments.js';
 import { CniInstallComponent } from '../components/cni-install.js';
+import { DnsComponent } from '../components/dns.js';
+import { RecordStore } from '../dns/record-store.js';
 import { DataplaneComponent } from '../components/dataplane.js';
 import { GossipComponent } from '../components/gossip.js';
 import { HealthComponent } from '../components/health.js';
@@ -73,12 +75,26 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
     fail: agent.fail,
   });
   const subnetEnv = new SubnetEnvComponent({ state, stateDir, subnetFile, ipMasq, log: logFor('subnet.env') });
-  const dataplane = new DataplaneComponent({ state, ipMasq, resyncMs: (v['resync-interval'] as number) * 1000, log: logFor('dataplane'), logFor, stateDir, keys: () => openKeys() });
+  const dataplane = new DataplaneComponent({ state, ipMasq, resyncMs: (v['resync-interval'] as number) * 1000, graceMs: (v['lease-grace'] as number) * 1000, log: logFor('dataplane'), logFor, stateDir, keys: () => openKeys() });
   leases.addLeaseData(dataplane.leaseData);
   const attachments = new AttachmentsComponent(stateDir, state, logFor('attach'));
   const sweep = new SweepComponent(attachments, state, systemClock, (v['resync-interval'] as number) * 1000, logFor('sweep'));
   const api = new ApiComponent(runDir, state, logFor('api'));
   const health = new HealthComponent(v['healthz-listen'] as string, state, logFor('health'));
+  // The DNS records of the cluster; gossip carries them (the store is its delegate), the DNS component serves them.
+  const records = new RecordStore({ localId: underlay.publicIP });
+  const dns = new DnsComponent({
+    state,
+    store: records,
+    attachments: () => attachments.service,
+    stateDir,
+    listen: v['dns-listen'] as string,
+    domain: v['dns-domain'] as string,
+    upstreams: v['dns-upstream'] as string[],
+    ttl: v['dns-ttl'] as number,
+    upstreamTimeoutMs: v['dns-upstream-timeout'] as number,
+    log: logFor('dns'),
+  });
 
   const gossip = new GossipComponent({
     state,
@@ -89,15 +105,20 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   });
   leases.addLeaseData(gossip.leaseData);
   api.addRoutes(gossip.routes);
+  // Gossip carries the record store: full state in push-pull, each local change as a broadcast.
+  gossip.setDelegate(records);
+  records.setBroadcast((msg) => gossip.broadcast(msg));
 
   api.addRoutes(() => attachments.routes);
-  api.addRoutes(() => ({ 'POST /v1/cni': cniRoute(cniService({ attachments: attachments.service, notReady: () => state.notReady(), mtu: () => state.get().mtu })) }));
+  api.addRoutes(() => dns.routes);
+  api.addRoutes(() => ({ 'POST /v1/cni': cniRoute(cniService({ attachments: attachments.service, notReady: () => state.notReady(), mtu: () => state.get().mtu, dns: (a) => dns.clientDns(a.gateway) })) }));
 
   // Start order: the API socket early (a second agent on this run dir fails before touching the
   // kernel), then the parts that wait for etcd in the background; the data plane listens before
   // leases arrive.
   return agent.run([
     attachments,
+    dns,
     sweep,
     api,
     health,
