@@ -320,3 +320,56 @@ describe.each([
     expect(gone.received).toBe(0);
   }, 60_000);
 });
+
+describe('switching Backend.Type with a restart of the agents (README: switching)', () => {
+  let lab: Lab;
+  const prefix = '/udp-switch/network';
+  beforeAll(async () => {
+    assertRoot();
+    lab = await createLab({ hosts: 2 });
+  });
+  afterAll(async () => lab?.destroy());
+
+  it('vxlan -> udp -> vxlan: leases are rewritten, the other backend\'s routes go, containers keep talking', async () => {
+    const config = async (type: string) => {
+      const r = await weft(lab.hosts[0]!, ['config', 'set', `{"Network":"10.44.0.0/16","Backend":{"Type":"${type}"}}`, '--etcd-endpoints', ETCD, '--etcd-prefix', prefix]);
+      expect(r.code, r.stderr).toBe(0);
+    };
+    const start = () =>
+      Promise.all(lab.hosts.map((h, i) => startAgent(h, { dir: join(lab.tmpDir, `s${i}`), etcd: ETCD, args: ['--iface', 'eth0', '--etcd-prefix', prefix] })));
+    const weftRoutes = async () => (await lab.hosts[0]!.exec(['ip', 'route', 'show', 'proto', '87'])).stdout.trim();
+    await config('vxlan');
+    let agents = await start();
+    await Promise.all(agents.map((a) => a.waitFor((s) => s.ready && s.leases.length === 2, 'ready')));
+    const cs = [await lab.hosts[0]!.addContainer('s0'), await lab.hosts[1]!.addContainer('s1')];
+    const ips: string[] = [];
+    for (const [i, a] of agents.entries()) {
+      const r = await weft(a.host, ['attach', '--netns', cs[i]!.netnsPath, '--run-dir', a.runDir]);
+      expect(r.code, r.stderr).toBe(0);
+      ips.push(r.stdout.trim().split('/')[0]!);
+    }
+    const both = async () => {
+      for (const [from, to] of [[0, 1], [1, 0]] as const) {
+        const r = await pollUntil(() => ping(cs[from]!, ips[to]!, ['-c', '1', '-W', '1']), (p) => p.ok, 10_000);
+        expect(r.ok, r.out).toBe(true);
+      }
+    };
+    await both();
+    expect(await weftRoutes()).toMatch(/dev weft\.1/);
+
+    for (const [type, mine, other] of [
+      ['udp', /dev weft-tun/, /weft\.1/],
+      ['vxlan', /dev weft\.1/, /weft-tun/],
+    ] as const) {
+      await config(type);
+      await Promise.all(agents.map((a) => a.proc.stop()));
+      agents = await start();
+      await Promise.all(agents.map((a) => a.waitFor((s) => s.ready && s.leases.length === 2 && s.leases.every((l) => l.backendType === type), `ready on ${type}`)));
+      await both();
+      const routes = await pollUntil(weftRoutes, (r) => !other.test(r), 10_000);
+      expect(routes).toMatch(mine);
+      expect(routes).not.toMatch(other);
+    }
+    await Promise.all(agents.map((a) => a.proc.stop()));
+  }, 120_000);
+});
