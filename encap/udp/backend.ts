@@ -102,7 +102,7 @@ export function createUdpBackend(opts: UdpBackendOptions): UdpBackend {
     const rose: Record<string, number> = {};
     for (const [k, v] of Object.entries(now)) if (k.startsWith('drop') && v > (lastStats[k] ?? 0)) rose[k] = v - (lastStats[k] ?? 0);
     lastStats = now;
-    if (Object.keys(rose).length) log.warn({ dropped: rose, intervalMs }, 'udp datagrams dropped (counts since the last report)');
+    if (Object.keys(rose).length) log.warn({ dropped: rose, intervalMs }, 'udp data path dropped packets (counts since the last report)');
   };
   const intervalMs = opts.statsIntervalMs ?? 5000;
   const timer = setInterval(drops, intervalMs);
@@ -120,6 +120,9 @@ export function createUdpBackend(opts: UdpBackendOptions): UdpBackend {
     const started = performance.now();
     await sysctl('net.ipv4.ip_forward', '1');
     await ensureDataPath();
+    // The overlay is IPv4: without this the kernel sends router solicitations into the TUN device,
+    // which the forwarder can only drop (and count). A host without IPv6 has nothing to switch off.
+    await sysctl(`net.ipv6.conf.${TUN_NAME}.disable_ipv6`, '1').catch(() => undefined);
     const plan = planUdp({ local, remotes, config, underlay });
     const skippedText = JSON.stringify(plan.skipped);
     if (skippedText !== lastSkipped) {

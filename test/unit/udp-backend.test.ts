@@ -118,7 +118,7 @@ describe('udp backend', () => {
       vi.advanceTimersByTime(1000); // nothing new: no line
       dp.counters['dropAuth']! += 5;
       vi.advanceTimersByTime(1000);
-      const drops = lines.filter((l) => (l as { msg: string }).msg.startsWith('udp datagrams dropped')) as { dropped: Record<string, number> }[];
+      const drops = lines.filter((l) => (l as { msg: string }).msg.startsWith('udp data path dropped')) as { dropped: Record<string, number> }[];
       expect(drops.map((d) => d.dropped)).toEqual([{ dropAuth: 1000 }, { dropAuth: 5 }]);
       await b.close();
     } finally {
