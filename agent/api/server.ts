@@ -33,9 +33,10 @@ const HTTP_STATUS: Readonly<Record<WeftErrorCode, number>> = {
   INTERNAL: 500,
 };
 
-const MAX_BODY = 1 << 20;
+export const MAX_BODY = 1 << 20;
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+/** The JSON body (undefined when empty); INVALID_ARGUMENT when too large or not JSON. Shared with the Docker plugin's socket. */
+export async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
@@ -92,9 +93,22 @@ export async function startApiServer(socketPath: string, routes: Routes, log: Lo
         },
       );
   });
+  await listenUnix(server, socketPath, 'give this agent its own --run-dir');
+  log.info({ socket: socketPath }, 'API listening');
+  return server;
+}
+
+/**
+ * Listens on a unix socket, mode 0600: refuses (CONFLICT) when a live process
+ * serves it, replaces a stale file a killed agent left. Also bounds how long a
+ * client may take to send its request, so a slow client holds only its own socket.
+ */
+export async function listenUnix(server: Server, socketPath: string, otherwise: string): Promise<void> {
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
   await mkdir(dirname(socketPath), { recursive: true, mode: 0o755 });
   if (await socketAnswers(socketPath)) {
-    throw new WeftError('CONFLICT', `another weft agent is serving ${socketPath}: stop it, or give this agent its own --run-dir`, { socket: socketPath });
+    throw new WeftError('CONFLICT', `another weft agent is serving ${socketPath}: stop it, or ${otherwise}`, { socket: socketPath });
   }
   // A socket file left by a killed agent would make listen() fail with EADDRINUSE.
   await rm(socketPath, { force: true });
@@ -103,6 +117,4 @@ export async function startApiServer(socketPath: string, routes: Routes, log: Lo
     server.listen(socketPath, () => resolve());
   });
   await chmod(socketPath, 0o600);
-  log.info({ socket: socketPath }, 'API listening');
-  return server;
 }

@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { AddressPool, fileStorage, poolFile } from '../../ipam/address-pool.js';
 import { openNetlink, type Netlink } from '../../encap/netlink/index.js';
-import { assertNetns, inspect, plumb, unplumb } from '../../encap/plumb.js';
+import { assertNetns, inspect, plumb, plumbHandoff, unplumb } from '../../encap/plumb.js';
 import { attachmentRoutes } from '../api/attachment-routes.js';
 import type { Routes } from '../api/server.js';
 import { AttachmentService, type HostNetwork, type Plumber } from './service.js';
@@ -37,6 +37,7 @@ export function netlinkPlumber(hostNetlink: Netlink): Plumber {
   return {
     assertNetns,
     plumb: (spec) => plumb({ ...spec, hostNetlink }),
+    plumbHandoff: (spec) => plumbHandoff({ ...spec, hostNetlink }),
     unplumb: (name) => unplumb(hostNetlink, name),
     inspect: (spec) => inspect({ ...spec, hostNetlink }),
   };

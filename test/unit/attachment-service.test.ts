@@ -5,44 +5,17 @@
 
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { AddressPool, type StateStorage } from '../../ipam/address-pool.js';
+import { AddressPool } from '../../ipam/address-pool.js';
 import { parseCidr } from '../../ipam/cidr.js';
 import { WeftError, isWeftError } from '../../ipam/errors.js';
-import { AttachmentService, type HostNetwork, type Plumber, type PlumbRequest } from '../../agent/attachments/service.js';
+import { AttachmentService, type HostNetwork } from '../../agent/attachments/service.js';
 import { AttachmentStore } from '../../agent/attachments/store.js';
 import { defaultContainerId, parseAttachRequest } from '../../agent/attachments/validate.js';
 import { hostIfNameFor } from '../../encap/plumb.js';
+import { FakePlumber, mem } from './support/fake-attachments.js';
 
 const NET: HostNetwork = { subnet: parseCidr('10.42.7.0/24'), mtu: 1450 };
 const NS = '/run/netns/c1';
-
-function mem(): StateStorage {
-  let text: string | undefined;
-  return { where: 'mem', read: async () => text, write: async (t) => void (text = t) };
-}
-
-class FakePlumber implements Plumber {
-  constructor(readonly events: string[]) {}
-  readonly links = new Set<string>();
-  failPlumb: Error | undefined;
-  missingNetns = new Set<string>();
-  async assertNetns(path: string): Promise<void> {
-    if (this.missingNetns.has(path)) throw new WeftError('NOT_FOUND', `network namespace ${path} does not exist`);
-  }
-  async plumb(spec: PlumbRequest) {
-    this.events.push(`plumb ${spec.hostIfName} ${spec.address.ip}/${spec.address.prefixLen} gw ${spec.gateway} mtu ${spec.mtu}`);
-    if (this.failPlumb) throw this.failPlumb;
-    this.links.add(spec.hostIfName);
-    return { mac: spec.mac ?? '02:00:00:00:00:01' };
-  }
-  async unplumb(name: string) {
-    this.events.push(`unplumb ${name}`);
-    return this.links.delete(name);
-  }
-  async inspect(spec: Omit<PlumbRequest, 'mac'>) {
-    return this.links.has(spec.hostIfName) ? [] : [`host end ${spec.hostIfName}`];
-  }
-}
 
 async function setup() {
   const poolStorage = mem();

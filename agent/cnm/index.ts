@@ -1,0 +1,68 @@
+// The Docker front door as one component (start/stop): the endpoint records,
+// the published-ports table re-applied from them, the NetworkDriver and
+// IpamDriver on `--cnm-socket`, and the watcher that feeds Docker container
+// names to weft's DNS. agent.ts starts it once the agent is ready (a socket
+// that answers before the lease is held would only fail every call) and stops
+// it on exit, which removes the socket.
+
+import type { Logger } from 'pino';
+import { systemClock } from '../../ipam/clock.js';
+import { dockerSocketApi, type DockerApi } from './docker-api.js';
+import { DockerNames, type NameRegistry } from './docker-names.js';
+import { EndpointStore } from './endpoint-store.js';
+import { type AttachmentDoor, ipamDriver } from './ipam-driver.js';
+import { networkDriver } from './network-driver.js';
+import { nftPortPublisher, type PortPublisher } from './port-rules.js';
+import { pluginHandlers, startPluginServer } from './server.js';
+
+export type { NameRegistry } from './docker-names.js';
+
+export const DEFAULT_CNM_SOCKET = '/run/docker/plugins/weft.sock';
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+
+export interface CnmOptions {
+  readonly socketPath: string;
+  readonly stateDir: string;
+  readonly attachments: AttachmentDoor;
+  readonly log: Logger;
+  /** Where names go (the DNS component); without one, names are not read from Docker. */
+  readonly names?: NameRegistry;
+  /** Docker Engine API socket, read for container names. */
+  readonly dockerSocket?: string;
+  readonly dockerApi?: DockerApi;
+  readonly ports?: PortPublisher;
+}
+
+export class CnmComponent {
+  readonly name = 'docker-plugin';
+  private server: { close(): Promise<void> } | undefined;
+  private watcher: DockerNames | undefined;
+
+  constructor(private readonly o: CnmOptions) {}
+
+  async start(): Promise<void> {
+    const store = await EndpointStore.openDir(this.o.stateDir);
+    const ports = this.o.ports ?? nftPortPublisher();
+    // Rules survive an agent restart in the kernel; applying them again makes them exactly what the records say.
+    if (store.endpoints().some((e) => (e.ports?.length ?? 0) > 0)) await ports.apply(store.endpoints());
+    const handlers = pluginHandlers(ipamDriver(this.o.attachments), networkDriver({ attachments: this.o.attachments, store, ports, log: this.o.log }));
+    this.o.log.info({ endpoints: store.endpoints().length }, 'Docker endpoint records loaded');
+    this.server = await startPluginServer(this.o.socketPath, handlers, this.o.log);
+    if (this.o.names !== undefined) {
+      const api = this.o.dockerApi ?? dockerSocketApi(this.o.dockerSocket ?? DEFAULT_DOCKER_SOCKET);
+      this.watcher = new DockerNames({
+        api,
+        names: this.o.names,
+        isWeftEndpoint: (id) => store.endpoint(id) !== undefined,
+        log: this.o.log,
+        sleep: (ms, signal) => systemClock.sleep(ms, signal),
+      });
+      this.watcher.start();
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.watcher?.stop();
+    await this.server?.close();
+  }
+}
