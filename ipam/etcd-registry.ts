@@ -76,6 +76,21 @@ export class EtcdSubnetRegistry implements SubnetRegistry {
     });
   }
 
+  /**
+   * The network's cluster key at `<prefix>/cluster-key`: created as `candidate` if absent (in a
+   * transaction, so racing first agents agree on one), else the one stored.
+   */
+  ensureClusterKey(candidate: string): Promise<string> {
+    const key = `${this.prefix}/cluster-key`;
+    return this.call('get or create cluster key', async () => {
+      const res = await this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(candidate)).else(this.client.get(key)).commit();
+      if (res.succeeded) return candidate;
+      const kv = res.responses[0]?.response_range?.kvs[0];
+      if (kv === undefined) throw new Error(`${key} vanished while it was read`);
+      return kv.value.toString();
+    });
+  }
+
   list(): Promise<LeaseList> {
     return this.call('list subnets', async () => {
       const res = await this.client.kv.range(prefixRange(this.subnetsPrefix));

@@ -14,6 +14,8 @@ export interface AgentStatus {
   /** etcd revision of the lease set below. */
   readonly revision: number;
   readonly leases: { subnet: string; publicIP: string; backendType: string }[];
+  /** Sections owned by components (gossip, DNS, …), under their names. */
+  readonly [section: string]: unknown;
 }
 
 // ---- attachments (POST /v1/attach, /v1/detach, /v1/check; GET /v1/attachments)

@@ -77,12 +77,37 @@ export interface AttachmentServiceOptions {
 
 export const DEFAULT_BRIDGE = 'weft0';
 
+/** What happened to an attachment; DNS registers names from these, so the front doors need not know DNS. */
+export interface AttachmentEvent {
+  readonly kind: 'attached' | 'detached';
+  readonly attachment: Attachment;
+}
+export type AttachmentListener = (ev: AttachmentEvent) => void;
+
 export class AttachmentService {
   private readonly bridge: string;
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly listeners = new Set<AttachmentListener>();
 
   constructor(private readonly o: AttachmentServiceOptions) {
     this.bridge = o.bridge ?? DEFAULT_BRIDGE;
+  }
+
+  /** Calls fn after every attach that recorded an attachment and every detach that removed one; returns an unsubscribe. */
+  subscribe(fn: AttachmentListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private emit(ev: AttachmentEvent): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(ev);
+      } catch (e) {
+        // A listener's bug must not turn a done attach into a failed one.
+        this.o.log.error({ err: (e as Error).message, kind: ev.kind }, 'attachment listener failed');
+      }
+    }
   }
 
   /** Runs fn after every earlier operation on the same key; the map holds only keys in use. */
@@ -160,6 +185,7 @@ export class AttachmentService {
       };
       await this.o.store.put(attachment);
       log.info({ ip, hostIfName, netns: req.netns }, 'attached');
+      this.emit({ kind: 'attached', attachment });
       return attachment;
     } catch (e) {
       log.warn({ err: (e as Error).message, ip }, 'attach failed; undoing');
@@ -190,6 +216,7 @@ export class AttachmentService {
       const record = this.o.store.get(key);
       const deleted = await this.o.plumber.unplumb(record?.hostIfName ?? hostIfNameFor(key.containerId, key.ifname));
       await this.o.store.delete(key);
+      if (record !== undefined) this.emit({ kind: 'detached', attachment: record });
       this.o.log.info({ ...key, released: released?.ip, vethDeleted: deleted }, record || released ? 'detached' : 'detach: nothing attached');
       return { ...key, ...(released ? { released: released.ip } : {}) };
     });

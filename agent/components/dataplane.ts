@@ -1,0 +1,114 @@
+// The data-plane component: creates the backend the network config names,
+// contributes its lease data (the VTEP MAC), and reconciles the kernel to the
+// whole picture (this host's lease and every other) on every lease change and
+// every --resync-interval, which heals what someone changed by hand. It never
+// reconciles before the first complete lease list: a restarted agent would
+// otherwise remove every remote route for a moment.
+
+import type { Logger } from 'pino';
+import { systemClock } from '../../ipam/clock.js';
+import { WeftError } from '../../ipam/errors.js';
+import type { Lease, NetworkConfig } from '../../ipam/types.js';
+import { overlayMtu, type Backend } from '../../encap/backend.js';
+import { applyMasquerade } from '../../encap/masquerade.js';
+import { openNetlink, type Netlink } from '../../encap/netlink/index.js';
+import { procSysctl } from '../../encap/sysctl.js';
+import { createVxlanBackend } from '../../encap/vxlan/index.js';
+import type { Component } from '../core/component.js';
+import type { NodeState, Underlay } from '../core/node-state.js';
+
+export interface DataplaneOptions {
+  readonly state: NodeState;
+  readonly ipMasq: boolean;
+  readonly resyncMs: number;
+  readonly log: Logger;
+  readonly logFor: (component: string) => Logger;
+}
+
+function sameSubnet(a: Lease, b: Lease): boolean {
+  return a.subnet.addr === b.subnet.addr && a.subnet.len === b.subnet.len;
+}
+
+/** The backend a config names; one network, one backend. */
+export function createBackend(cfg: NetworkConfig, netlink: Netlink, underlay: Underlay, log: Logger): Backend {
+  if (cfg.backend.type !== 'vxlan') {
+    throw new WeftError('INVALID_CONFIG', `invalid network config: Backend.Type: "${cfg.backend.type}" is not available in this version of weft yet; use "vxlan"`, { field: 'Backend.Type' });
+  }
+  return createVxlanBackend({ netlink, config: cfg, underlay, sysctl: procSysctl, log });
+}
+
+export class DataplaneComponent implements Component {
+  readonly name = 'data plane';
+  private readonly stopping = new AbortController();
+  private netlink: Netlink | undefined;
+  private backend: Backend | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private resyncLoop: Promise<void> | undefined;
+  private readonly gate;
+
+  constructor(private readonly o: DataplaneOptions) {
+    this.gate = o.state.gate('data plane');
+  }
+
+  /**
+   * The lease-data source: creates the backend for the config (before the lease is acquired,
+   * since the lease publishes the backend's data) and records the overlay MTU.
+   */
+  readonly leaseData = async (cfg: NetworkConfig): Promise<Record<string, unknown>> => {
+    const { state } = this.o;
+    const mtu = overlayMtu(cfg.backend.type, state.underlay.mtu);
+    this.netlink = await openNetlink();
+    this.backend = createBackend(cfg, this.netlink, state.underlay, this.o.logFor(cfg.backend.type));
+    const data = await this.backend.leaseData();
+    await this.masquerade(cfg, true);
+    state.update('mtu', { mtu });
+    this.o.log.info({ backend: cfg.backend.type, mtu }, 'data plane backend ready');
+    return data;
+  };
+
+  /** Applies (or removes) the masquerade table; a failure on the first pass with --ip-masq is fatal. */
+  private async masquerade(cfg: NetworkConfig, first: boolean): Promise<void> {
+    await applyMasquerade({ enabled: this.o.ipMasq, network: cfg.network }).catch((e: unknown) => {
+      if (this.o.ipMasq && first) throw e;
+      // Disabled and nft missing or no table: nothing to remove.
+      this.o.log.debug({ err: (e as Error).message }, 'no masquerade table to remove');
+    });
+  }
+
+  async start(): Promise<void> {
+    this.unsubscribe = this.o.state.subscribe((change) => {
+      if (change === 'lease' || change === 'leases') void this.reconcile(change === 'lease' ? 'lease changed' : 'lease set changed');
+    });
+    this.resyncLoop = (async () => {
+      while (!this.stopping.signal.aborted) {
+        await systemClock.sleep(this.o.resyncMs, this.stopping.signal);
+        await this.reconcile('resync');
+      }
+    })();
+  }
+
+  /** One reconcile pass over the current picture; passes are serialized by the backend. */
+  private async reconcile(why: string): Promise<void> {
+    const { lease, leases, leasesKnown } = this.o.state.get();
+    const backend = this.backend;
+    if (lease === undefined || !leasesKnown || backend === undefined || this.stopping.signal.aborted) return;
+    const remotes = leases.filter((l) => !sameSubnet(l, lease));
+    try {
+      const report = await backend.reconcile(lease, remotes);
+      if (report === undefined || report.failed.length === 0) {
+        if (!this.gate.isOpen) this.o.log.info({ why, remotes: remotes.length }, 'data plane programmed');
+        this.gate.open();
+      }
+    } catch (e) {
+      this.o.log.error({ err: (e as Error).message, why }, 'data plane reconcile failed; retrying at the next resync');
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    this.unsubscribe?.();
+    await this.resyncLoop;
+    await this.backend?.close();
+    this.netlink?.close();
+  }
+}
