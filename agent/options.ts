@@ -38,6 +38,8 @@ export const agentFlags: readonly FlagSpec[] = [
   { name: 'key-file', type: 'string', help: 'base64 keys of 32 bytes, one per line (`weft keygen`): the first seals, all open; re-read when it changes. Default: the cluster key in etcd at <prefix>/cluster-key' },
   { name: 'install-cni', type: 'bool', default: false, help: 'once ready, install the CNI plugin and conflist (as flannel\'s DaemonSet does; see the --cni-* flags)' },
   ...cniInstallFlags,
+  { name: 'cnm-socket', type: 'string', default: '/run/docker/plugins/weft.sock', help: 'where to serve Docker\'s network and IPAM plugin (docker network create -d weft --ipam-driver weft), once ready; empty disables' },
+  { name: 'docker-socket', type: 'string', default: '/var/run/docker.sock', help: 'Docker Engine API socket, read for the names of containers on weft networks (retried until dockerd answers)' },
   ...logFlags,
 ];
 

@@ -35,7 +35,7 @@
 import type { Logger } from 'pino';
 import { formatCidr, formatIp, parseIp } from '../../ipam/cidr.js';
 import { WeftError } from '../../ipam/errors.js';
-import { type AddressPool, type ListedReservation, type Reservation, gatewayOf } from '../../ipam/address-pool.js';
+import { type AddressPool, type Reservation, gatewayOf } from '../../ipam/address-pool.js';
 import type { Cidr } from '../../ipam/types.js';
 import type { HandoffSpec, Plumbed, PlumbSpec } from '../../encap/plumb.js';
 import { handoffIfNameFor, hostIfNameFor } from '../../encap/plumb.js';
@@ -262,9 +262,9 @@ export class AttachmentService {
     return this.withKey(key, () => this.o.pool.release(key));
   }
 
-  /** Every reservation, stale when outside the subnet now held. */
-  reservations(): ListedReservation[] {
-    return this.o.pool.list(this.o.network()?.subnet);
+  /** Every address reservation, with or without a record (for the sweep). */
+  reservations(): Reservation[] {
+    return this.o.pool.list(undefined);
   }
 
   list(): AttachmentList {

@@ -1,12 +1,14 @@
 // The Docker front door as one component (start/stop): the endpoint records,
 // the published-ports table re-applied from them, the NetworkDriver and
 // IpamDriver on `--cnm-socket`, and the watcher that feeds Docker container
-// names to weft's DNS. agent.ts starts it once the agent is ready (a socket
-// that answers before the lease is held would only fail every call) and stops
-// it on exit, which removes the socket.
+// names to weft's DNS. It serves once the node is ready (a socket that
+// answers before the lease is held would only fail every call) and stopping
+// it removes the socket.
 
 import type { Logger } from 'pino';
 import { systemClock } from '../../ipam/clock.js';
+import type { Component } from '../core/component.js';
+import type { NodeState } from '../core/node-state.js';
 import { dockerSocketApi, type DockerApi } from './docker-api.js';
 import { DockerNames, type NameRegistry } from './docker-names.js';
 import { EndpointStore } from './endpoint-store.js';
@@ -23,7 +25,12 @@ export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 export interface CnmOptions {
   readonly socketPath: string;
   readonly stateDir: string;
-  readonly attachments: AttachmentDoor;
+  /** The shared attachment service (available once the attachments component started). */
+  readonly attachments: () => AttachmentDoor;
+  /** Readiness: the socket is served once nothing is missing. */
+  readonly state: Pick<NodeState, 'subscribe' | 'notReady'>;
+  /** Reports a failure to serve (the agent stops), as components do for background work. */
+  readonly fail: (e: unknown) => void;
   readonly log: Logger;
   /** Where names go (the DNS component); without one, names are not read from Docker. */
   readonly names?: NameRegistry;
@@ -33,19 +40,32 @@ export interface CnmOptions {
   readonly ports?: PortPublisher;
 }
 
-export class CnmComponent {
+export class CnmComponent implements Component {
   readonly name = 'docker-plugin';
   private server: { close(): Promise<void> } | undefined;
   private watcher: DockerNames | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private serving: Promise<void> | undefined;
 
   constructor(private readonly o: CnmOptions) {}
 
   async start(): Promise<void> {
+    const tryServe = (): void => {
+      if (this.serving !== undefined || this.o.state.notReady().length > 0) return;
+      this.unsubscribe?.();
+      this.serving = this.serve().catch(this.o.fail);
+    };
+    this.unsubscribe = this.o.state.subscribe(tryServe);
+    tryServe();
+  }
+
+  private async serve(): Promise<void> {
     const store = await EndpointStore.openDir(this.o.stateDir);
+    const att = this.o.attachments();
     const ports = this.o.ports ?? nftPortPublisher();
     // Rules survive an agent restart in the kernel; applying them again makes them exactly what the records say.
     if (store.endpoints().some((e) => (e.ports?.length ?? 0) > 0)) await ports.apply(store.endpoints());
-    const handlers = pluginHandlers(ipamDriver(this.o.attachments), networkDriver({ attachments: this.o.attachments, store, ports, log: this.o.log }));
+    const handlers = pluginHandlers(ipamDriver(att), networkDriver({ attachments: att, store, ports, log: this.o.log }));
     this.o.log.info({ endpoints: store.endpoints().length }, 'Docker endpoint records loaded');
     this.server = await startPluginServer(this.o.socketPath, handlers, this.o.log);
     if (this.o.names !== undefined) {
@@ -62,6 +82,8 @@ export class CnmComponent {
   }
 
   async stop(): Promise<void> {
+    this.unsubscribe?.();
+    await this.serving;
     await this.watcher?.stop();
     await this.server?.close();
   }

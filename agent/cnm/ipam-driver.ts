@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { cidrContains, formatCidr, parseCidr, parseIp } from '../../ipam/cidr.js';
 import { WeftError } from '../../ipam/errors.js';
-import type { ListedReservation } from '../../ipam/address-pool.js';
+import type { Reservation } from '../../ipam/address-pool.js';
 import type { AttachmentService } from '../attachments/service.js';
 import type { AttachmentKey } from '../attachments/validate.js';
 import { ADDRESS_SPACE, asObject, parseReleaseAddress, parseRequestAddress, parseRequestPool, required } from './protocol.js';
@@ -29,7 +29,7 @@ export function poolIdOf(subnet: string): string {
 }
 
 /** The Docker reservation holding `ip`, if any. */
-export function dockerReservation(list: readonly ListedReservation[], ip: string): ListedReservation | undefined {
+export function dockerReservation(list: readonly Reservation[], ip: string): Reservation | undefined {
   return list.find((r) => r.ip === ip && r.containerId.startsWith(DOCKER_KEY_PREFIX));
 }
 

@@ -8,7 +8,7 @@
 //   underlay → attachments → API socket → health → network config → backend
 //   (VTEP MAC, MTU) → subnet lease → subnet.env → first complete lease list →
 //   data-plane reconcile (then on every lease change and every
-//   --resync-interval) → ready → install-cni
+//   --resync-interval) → ready → install-cni, Docker plugin socket
 //
 // On SIGTERM/SIGINT the agent stops; kernel state and the lease stay, so a
 // restart (or SIGKILL and restart) drops no packet.
@@ -27,6 +27,7 @@ import { DataplaneComponent } from '../components/dataplane.js';
 import { HealthComponent } from '../components/health.js';
 import { LeasesComponent } from '../components/leases.js';
 import { SubnetEnvComponent } from '../components/subnet-env.js';
+import { CnmComponent } from '../cnm/index.js';
 import { NodeState } from '../core/node-state.js';
 import type { FlagValues } from '../flags.js';
 import { detectUnderlay } from '../host-info.js';
@@ -72,6 +73,8 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   api.addRoutes(() => attachments.routes);
   api.addRoutes(() => ({ 'POST /v1/cni': cniRoute(cniService({ attachments: attachments.service, notReady: () => state.notReady(), mtu: () => state.get().mtu })) }));
 
+  const cnmSocket = v['cnm-socket'] as string;
+
   // Start order: the API socket early (a second agent on this run dir fails before touching the
   // kernel), then the parts that wait for etcd in the background; the data plane listens before
   // leases arrive.
@@ -83,5 +86,6 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
     dataplane,
     leases,
     ...(v['install-cni'] === true ? [new CniInstallComponent(cniInstallOptionsFrom(v), state, logFor('install-cni'), agent.fail)] : []),
+    ...(cnmSocket !== '' ? [new CnmComponent({ socketPath: cnmSocket, stateDir, attachments: () => attachments.service, state, fail: agent.fail, dockerSocket: v['docker-socket'] as string, log: logFor('docker') })] : []),
   ]);
 }
