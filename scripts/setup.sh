@@ -22,6 +22,7 @@ need=(
   "/usr/lib/cni/bridge containernetworking-plugins"
   "podman podman"
   "/usr/sbin/runc runc"
+  "/usr/sbin/dockerd docker.io"
   "/var/lib/dpkg/info/busybox-static.list busybox-static"
   "python3 python3"
   "make make"

@@ -141,8 +141,9 @@ export class AttachmentService {
 
   private async attachLocked(req: AttachParams): Promise<Attachment> {
     const net = this.requireNetwork();
-    // Before reserving: a namespace that is not there must cost nothing.
-    await this.o.plumber.assertNetns(req.netns);
+    // Before reserving: a namespace that is not there must cost nothing. A handoff's namespace may
+    // not exist yet: dockerd's runc makes it after Join, and dockerd moves the interface in then.
+    if (req.handoff !== true) await this.o.plumber.assertNetns(req.netns);
     const log = this.o.log.child({ containerId: req.containerId, ifname: req.ifname });
     const existing = this.o.store.get(req);
     // A handoff end is configured by the runtime after we answer: nothing to compare, always made afresh.

@@ -3,6 +3,15 @@
 // container addresses come from the same pool as CNI's and `weft attach`'s,
 // so no two containers of a host ever share one, whoever started them.
 //
+// The pool weft answers to a RequestPool without --subnet is 0.0.0.0/0, not
+// the host subnet (Calico's plugin does the same): for a local-scope network
+// libnetwork refuses a driver-chosen pool that overlaps a route of the host
+// and asks again, forever, and weft0 routes the host subnet. libnetwork skips
+// that check for 0.0.0.0/0 and for a pool the user asked for, so
+// `--subnet <the host subnet>` is accepted as well. Either way every address
+// (and the gateway) is handed out with the host subnet's mask, which is what
+// the container's interface gets.
+//
 // RequestAddress does not say which endpoint it is for, so each address is
 // reserved under a key of its own (`docker-<random>`/eth0); CreateEndpoint
 // finds the key again by the address and the attachment made in Join uses the
@@ -23,6 +32,9 @@ export type AttachmentDoor = Pick<AttachmentService, 'attach' | 'detach' | 'host
 /** Reservations made for Docker carry this prefix, so they are told apart from CNI's and `weft attach`'s. */
 export const DOCKER_KEY_PREFIX = 'docker-';
 export const DOCKER_IFNAME = 'eth0';
+
+/** What libnetwork's overlap check leaves alone (types.IsIPNetValid). */
+export const UNCONSTRAINED_POOL = '0.0.0.0/0';
 
 export function poolIdOf(subnet: string): string {
   return `${ADDRESS_SPACE}:${subnet}`;
@@ -79,7 +91,7 @@ export function ipamDriver(att: AttachmentDoor, newKey: () => AttachmentKey = ()
       if (req.subPool !== undefined) {
         throw new WeftError('INVALID_ARGUMENT', `--ip-range ${req.subPool} is not supported: weft hands out addresses of the whole host subnet ${net.text}; create the network without --ip-range`);
       }
-      return { PoolID: poolIdOf(net.text), Pool: net.text, Data: {} };
+      return { PoolID: poolIdOf(net.text), Pool: req.pool === undefined ? UNCONSTRAINED_POOL : net.text, Data: {} };
     },
 
     'IpamDriver.ReleasePool': async (body) => {

@@ -1,7 +1,8 @@
 // Docker's NetworkDriver over the attachment service: the same veth on weft0
 // as a CNI or `weft attach` container, handed to dockerd in Join.
 //
-//   CreateNetwork   the pool must be this host's subnet (--ipam-driver weft)
+//   CreateNetwork   the pool must be weft IPAM's (--ipam-driver weft): the
+//                   host subnet, or 0.0.0.0/0 (see ./ipam-driver)
 //   CreateEndpoint  the address must be reserved by weft's IPAM; the MAC is
 //                   reported (derived from the address) unless Docker gave one
 //   Join            attach(handoff): the pair made, the container end left in
@@ -26,7 +27,7 @@ import { formatCidr, parseCidr, parseIp } from '../../ipam/cidr.js';
 import { WeftError } from '../../ipam/errors.js';
 import { Semaphore } from '../../encap/netlink/semaphore.js';
 import type { EndpointStore, DockerEndpoint } from './endpoint-store.js';
-import { type AttachmentDoor, type Handlers, dockerReservation } from './ipam-driver.js';
+import { type AttachmentDoor, type Handlers, UNCONSTRAINED_POOL, dockerReservation } from './ipam-driver.js';
 import type { PortPublisher } from './port-rules.js';
 import { map, parseCreateEndpoint, parseCreateNetwork, parseEndpointRef, parseJoin, parseNetworkId, parsePortMappings, asObject } from './protocol.js';
 
@@ -79,7 +80,7 @@ export function networkDriver(o: NetworkDriverOptions): Handlers {
       } catch {
         pool = v4?.pool;
       }
-      if (req.ipv4.length !== 1 || pool !== subnet) {
+      if (req.ipv4.length !== 1 || (pool !== subnet && pool !== UNCONSTRAINED_POOL)) {
         throw new WeftError('INVALID_ARGUMENT', `the network's pool ${req.ipv4.map((d) => d.pool).join(', ') || '(none)'} is not this host's weft subnet ${subnet}: create it with --ipam-driver weft (docker network create -d weft --ipam-driver weft NAME)`);
       }
       const gw = v4!.gateway?.replace(/\/\d+$/, '');

@@ -44,8 +44,9 @@ export function pluginRequestListener(handlers: Handlers, log: Logger): Paramete
       return;
     }
     readBody(req).then(
-      (body) =>
-        handler(body).then(
+      (body) => {
+        log.debug({ method, body }, 'Docker plugin call');
+        return handler(body).then(
           (value) => send(res, 200, value ?? {}),
           (e: unknown) => {
             const message = (e as Error)?.message ?? String(e);
@@ -53,7 +54,8 @@ export function pluginRequestListener(handlers: Handlers, log: Logger): Paramete
             else log.info({ method, err: message }, 'Docker plugin call refused');
             send(res, 200, { [errorField(method)]: message });
           },
-        ),
+        );
+      },
       (e: unknown) => {
         log.warn({ method, err: (e as Error).message }, 'Docker plugin request unreadable');
         send(res, 400, { Err: (e as Error).message });
