@@ -170,6 +170,9 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
     const get = () => h2.exec(['timeout', '5', 'busybox', 'wget', '-q', '-O', '-', `http://${h1.ip}:8080/group`], { allowFail: true });
     const answer = await pollUntil(get, (r) => r.stdout.includes('root:x:0:'), 10_000, 200);
     expect(answer.stdout, answer.stderr).toContain('root:x:0:');
+    // From the host itself too (the output hook).
+    const local = await h1.exec(['timeout', '5', 'busybox', 'wget', '-q', '-O', '-', `http://${h1.ip}:8080/group`], { allowFail: true });
+    expect(local.stdout, local.stderr).toContain('root:x:0:');
     await d1.cli(['rm', '-f', 'web']);
     expect((await get()).stdout).not.toContain('root:x:0:');
     expect((await h1.exec(['nft', 'list', 'ruleset'])).stdout).not.toMatch(/dport 8080/);
