@@ -11,6 +11,7 @@ import { parseNetworkConfig, serializeNetworkConfig } from '../ipam/network-conf
 import { formatCidr } from '../ipam/cidr.js';
 import { runAgent } from './commands/agent.js';
 import { attachmentCommands } from './commands/attach.js';
+import { dnsCommand, dnsStatusLine } from './commands/dns.js';
 import { leasesJson, leasesTable, skippedWarnings } from './commands/leases.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { formatHelp, parseArgs, type FlagSpec, type FlagValues } from './flags.js';
@@ -147,12 +148,15 @@ const commands: Record<string, Command> = {
           ['MTU', st.mtu !== undefined ? String(st.mtu) : '-'],
           ['leases seen', `${st.leases.length} (etcd revision ${st.revision})`],
         ];
+        const dns = dnsStatusLine(st);
+        if (dns !== undefined) rows.push(['DNS', dns]);
         process.stdout.write(rows.map(([k, val]) => `${k.padEnd(12)} ${val}`).join('\n') + '\n');
       }
       return st.ready ? EXIT.OK : EXIT.UNAVAILABLE;
     },
   },
   ...attachmentCommands,
+  dns: dnsCommand,
   'install-cni': {
     usage: 'weft install-cni [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-conf-name NAME] [--cni-network-name NAME] [--run-dir DIR]',
     summary: 'install the CNI plugin (as `weft`) and a conflist for runtimes (the agent does it itself with --install-cni)',

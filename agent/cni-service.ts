@@ -4,7 +4,7 @@
 // internal result. CNI attachments carry their network name, so a runtime's
 // GC frees only what it attached through that network, never `weft attach`'s.
 
-import { CniError, CniErrorCode, type AddRequest, type AttachmentService as CniService, type CheckRequest, type DelRequest, type GcAttachment, type InternalResult, type NetworkSettings, type ServiceStatus } from '../cni-plugin/index.js';
+import { CniError, CniErrorCode, type AddRequest, type AttachmentService as CniService, type CheckRequest, type DelRequest, type Dns, type GcAttachment, type InternalResult, type NetworkSettings, type ServiceStatus } from '../cni-plugin/index.js';
 import { WeftError } from '../ipam/errors.js';
 import type { AttachmentService } from './attachments/service.js';
 import type { Attachment } from './api/types.js';
@@ -15,18 +15,20 @@ export interface CniServiceOptions {
   readonly notReady: () => string[];
   /** The overlay MTU once known. */
   readonly mtu: () => number | undefined;
+  /** The resolver a container gets (weft's DNS server and search domain); undefined when DNS is off. */
+  readonly dns?: (a: Attachment) => Dns | undefined;
 }
 
 /**
  * The host end of the veth comes first, as the bridge plugin reports it:
  * chained plugins (bandwidth) find the container's peer on the host there.
  */
-function toResult(a: Attachment): InternalResult {
+function toResult(a: Attachment, dns: Dns | undefined): InternalResult {
   return {
     interfaces: [{ name: a.hostIfName }, { name: a.ifname, mac: a.mac, sandbox: a.netns, mtu: a.mtu }],
     ips: [{ address: a.ip, gateway: a.gateway, interface: 1 }],
     routes: a.routes.map((r) => ({ dst: r.dst, gw: r.gw })),
-    dns: a.dns ? { nameservers: [...a.dns.nameservers] } : {},
+    dns: dns ?? (a.dns ? { nameservers: [...a.dns.nameservers] } : {}),
   };
 }
 
@@ -51,7 +53,7 @@ export function cniService(o: CniServiceOptions): CniService {
         ...(req.mac ? { mac: req.mac } : {}),
         ...(req.ips?.[0] ? { ip: req.ips[0] } : {}),
       });
-      return toResult(a);
+      return toResult(a, o.dns?.(a));
     },
 
     async del(req: DelRequest): Promise<void> {

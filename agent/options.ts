@@ -26,6 +26,15 @@ export const logFlags: readonly FlagSpec[] = [
   { name: 'log-level', type: 'string', default: 'info', help: 'trace, debug, info, warn, error or fatal' },
 ];
 
+/** The DNS server of `weft agent` (agent/components/dns.ts). */
+export const dnsFlags: readonly FlagSpec[] = [
+  { name: 'dns-listen', type: 'string', default: 'gateway', help: 'where the DNS server listens, UDP and TCP: "gateway" (weft0\'s address, port 53), "gateway:PORT", or ADDRESS:PORT,...; empty turns it off' },
+  { name: 'dns-domain', type: 'string', default: 'weft.local.', help: 'the cluster domain: containers resolve NAME.<domain> (and NAME through the search domain)' },
+  { name: 'dns-upstream', type: 'list', default: [], defaultText: 'the nameservers of /etc/resolv.conf', help: 'resolvers for every other name, ADDRESS[:PORT] comma-separated' },
+  { name: 'dns-ttl', type: 'int', default: 5, min: 0, max: 3600, help: 'TTL in seconds of cluster answers (short: containers come and go)' },
+  { name: 'dns-upstream-timeout', type: 'int', default: 2000, min: 100, max: 30000, help: 'milliseconds to wait for the upstream resolvers before answering SERVFAIL' },
+];
+
 export const agentFlags: readonly FlagSpec[] = [
   ...etcdFlags,
   ...hostFlags,
@@ -37,6 +46,7 @@ export const agentFlags: readonly FlagSpec[] = [
   { name: 'release-on-exit', type: 'bool', default: false, help: 'give the subnet back on SIGTERM/SIGINT instead of keeping it for the restart' },
   { name: 'key-file', type: 'string', help: 'base64 keys of 32 bytes, one per line (`weft keygen`): the first seals, all open; re-read when it changes. Default: the cluster key in etcd at <prefix>/cluster-key' },
   { name: 'install-cni', type: 'bool', default: false, help: 'once ready, install the CNI plugin and conflist (as flannel\'s DaemonSet does; see the --cni-* flags)' },
+  ...dnsFlags,
   ...cniInstallFlags,
   { name: 'cnm-socket', type: 'string', default: '/run/docker/plugins/weft.sock', help: 'where to serve Docker\'s network and IPAM plugin (docker network create -d weft --ipam-driver weft), once ready; empty disables' },
   { name: 'docker-socket', type: 'string', default: '/var/run/docker.sock', help: 'Docker Engine API socket, read for the names of containers on weft networks (retried until dockerd answers)' },

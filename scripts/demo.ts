@@ -1,12 +1,13 @@
 // The README's demo: three "hosts" made of network namespaces on this
 // machine, a local etcd, a weft agent on each host, and two containers per
-// host attached with `weft attach`. Shows the hosts leasing distinct subnets
-// and every container pinging every other across hosts through kernel VXLAN.
+// host attached with `weft attach`. Shows the hosts leasing distinct subnets,
+// every container pinging every other across hosts through kernel VXLAN, and
+// a container reaching one on another host by its name (gossip DNS).
 // Everything runs inside namespaces it creates; all is removed on exit or Ctrl-C.
 // Usage: node dist/scripts/demo.js [--keep]   (--keep waits for Ctrl-C)
 
 import { join } from 'node:path';
-import { createLab, UNDERLAY_GATEWAY, type Lab, type LabContainer } from '../test/lab/index.js';
+import { createLab, dig, pollUntil, UNDERLAY_GATEWAY, type Lab, type LabContainer } from '../test/lab/index.js';
 import { startAgent, weft, type WeftAgent } from '../test/lab/weft.js';
 
 const HOSTS = 3;
@@ -77,6 +78,18 @@ async function main(): Promise<void> {
     );
     if (bad > 0) throw new Error(`${bad} of ${containers.length * (containers.length - 1)} pings failed`);
     console.log(`all ${containers.length * (containers.length - 1)} pings answered`);
+
+    step('containers find each other by name (gossip DNS; each host answers on its gateway address)');
+    const web1 = containers.find((x) => x.c.label === 'web1')!;
+    const db3 = containers.find((x) => x.c.label === 'db3')!;
+    const gw1 = web1.ip.replace(/\.\d+$/, '.1');
+    const found = await pollUntil(() => dig(web1.c, gw1, 'db3.weft.local'), (r) => r.answers.length > 0, 15_000, 100);
+    show(`(web1 on host 1) dig +short @${gw1} db3.weft.local`, found.answers.join('\n'));
+    show('(web1 on host 1) cat /etc/resolv.conf', (await web1.c.exec(['cat', '/etc/resolv.conf'])).stdout);
+    const byName = await web1.c.exec(['ping', '-c', '1', '-W', '2', 'db3'], { allowFail: true });
+    show('(web1 on host 1) ping -c 1 db3', byName.stdout);
+    if (byName.code !== 0 || !byName.stdout.includes(db3.ip)) throw new Error(`web1 could not reach db3 (${db3.ip}) by name`);
+    show('weft dns ls (host 1)', (await weft(h1, ['dns', 'ls', '--run-dir', agents[0]!.runDir])).stdout);
 
     step('routes, neighbours and FDB on host 1 (programmed by weft over netlink)');
     show('ip route', (await h1.exec(['ip', 'route'])).stdout);

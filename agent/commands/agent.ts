@@ -23,11 +23,14 @@ import { AgentComponents } from '../components/set.js';
 import { ApiComponent } from '../components/api.js';
 import { AttachmentsComponent } from '../components/attachments.js';
 import { CniInstallComponent } from '../components/cni-install.js';
+import { DnsComponent } from '../components/dns.js';
+import { RecordStore } from '../dns/record-store.js';
 import { DataplaneComponent } from '../components/dataplane.js';
 import { HealthComponent } from '../components/health.js';
 import { LeasesComponent } from '../components/leases.js';
 import { SubnetEnvComponent } from '../components/subnet-env.js';
 import { CnmComponent } from '../cnm/index.js';
+import { recordStoreNames } from '../cnm/dns-registry.js';
 import { NodeState } from '../core/node-state.js';
 import type { FlagValues } from '../flags.js';
 import { detectUnderlay } from '../host-info.js';
@@ -69,9 +72,24 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   const attachments = new AttachmentsComponent(stateDir, state, logFor('attach'));
   const api = new ApiComponent(runDir, state, logFor('api'));
   const health = new HealthComponent(v['healthz-listen'] as string, state, logFor('health'));
+  // The DNS records of the cluster; gossip carries them (the store is its delegate), the DNS component serves them.
+  const records = new RecordStore({ localId: underlay.publicIP });
+  const dns = new DnsComponent({
+    state,
+    store: records,
+    attachments: () => attachments.service,
+    stateDir,
+    listen: v['dns-listen'] as string,
+    domain: v['dns-domain'] as string,
+    upstreams: v['dns-upstream'] as string[],
+    ttl: v['dns-ttl'] as number,
+    upstreamTimeoutMs: v['dns-upstream-timeout'] as number,
+    log: logFor('dns'),
+  });
 
   api.addRoutes(() => attachments.routes);
-  api.addRoutes(() => ({ 'POST /v1/cni': cniRoute(cniService({ attachments: attachments.service, notReady: () => state.notReady(), mtu: () => state.get().mtu })) }));
+  api.addRoutes(() => dns.routes);
+  api.addRoutes(() => ({ 'POST /v1/cni': cniRoute(cniService({ attachments: attachments.service, notReady: () => state.notReady(), mtu: () => state.get().mtu, dns: (a) => dns.clientDns(a.gateway) })) }));
 
   const cnmSocket = v['cnm-socket'] as string;
 
@@ -80,12 +98,13 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   // leases arrive.
   return agent.run([
     attachments,
+    dns,
     api,
     health,
     subnetEnv,
     dataplane,
     leases,
     ...(v['install-cni'] === true ? [new CniInstallComponent(cniInstallOptionsFrom(v), state, logFor('install-cni'), agent.fail)] : []),
-    ...(cnmSocket !== '' ? [new CnmComponent({ socketPath: cnmSocket, stateDir, attachments: () => attachments.service, state, fail: agent.fail, dockerSocket: v['docker-socket'] as string, log: logFor('docker') })] : []),
+    ...(cnmSocket !== '' ? [new CnmComponent({ socketPath: cnmSocket, stateDir, attachments: () => attachments.service, state, fail: agent.fail, dockerSocket: v['docker-socket'] as string, names: recordStoreNames(records, logFor('docker')), log: logFor('docker') })] : []),
   ]);
 }

@@ -50,6 +50,9 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
   };
   const vethsOnBridge = async (h: LabHost): Promise<string> => (await h.exec(['ip', '-o', 'link', 'show', 'master', 'weft0'])).stdout.trim();
   const ipOf = async (d: DockerHost, name: string): Promise<string> => (await d.cli(['inspect', '-f', '{{(index .NetworkSettings.Networks "net1").IPAddress}}', name])).stdout.trim();
+  const gateways: string[] = [];
+  /** weft's DNS server on host i (its gateway address), asked from inside that host. */
+  const dig = (i: number, name: string) => hosts()[i]!.exec(['dig', '+short', '+time=1', '+tries=2', `@${gateways[i]}`, `${name}.weft.local`], { allowFail: true });
   const ping = (d: DockerHost, from: string, to: string, count = 3) => d.cli(['exec', from, 'ping', '-c', String(count), '-W', '2', to], { allowFail: true });
 
   beforeAll(async () => {
@@ -71,6 +74,7 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
     const statuses = await Promise.all(agents.map((a) => a.waitFor((s) => s.ready && s.leases.length === 2, 'ready with both leases')));
     for (const [i, h] of lab.hosts.entries()) {
       const gateway = statuses[i]!.subnet!.replace(/\.0\/\d+$/, '.1');
+      gateways.push(gateway);
       const d = new DockerHost(h, { dir: join(lab.tmpDir, `docker-h${i + 1}`), args: ['--dns', gateway, '--dns-search', 'weft.local'] });
       dockers.push(d);
       await d.start();
@@ -108,6 +112,23 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
     expect(ab.code, ab.stdout + ab.stderr).toBe(0);
     const ba = await ping(d2, 'beta', ipA);
     expect(ba.code, ba.stdout + ba.stderr).toBe(0);
+
+    // Names. weft's DNS on each host answers its Docker containers (read from the Docker API)...
+    expect((await pollUntil(() => dig(0, 'alpha'), (r) => r.stdout.trim() === ipA, 10_000, 200)).stdout.trim()).toBe(ipA);
+    expect((await pollUntil(() => dig(1, 'beta'), (r) => r.stdout.trim() === ipB, 10_000, 200)).stdout.trim()).toBe(ipB);
+    // ...and Docker's embedded DNS forwards what it does not know to weft (dockerd --dns): a `weft attach` container's name.
+    const h1 = hosts()[0];
+    const named = await h1.addContainer('named');
+    const attached = await weft(h1, ['attach', '--netns', named.netnsPath, '--name', 'plainone', '--run-dir', agents[0]!.runDir]);
+    expect(attached.code, attached.stderr).toBe(0);
+    const byName = await d1.cli(['exec', 'alpha', 'ping', '-c', '1', '-W', '2', 'plainone'], { allowFail: true });
+    expect(byName.stdout, byName.stderr).toContain(attached.stdout.trim().split('/')[0]!);
+    expect((await weft(h1, ['detach', '--netns', named.netnsPath, '--run-dir', agents[0]!.runDir])).code).toBe(0);
+    // Across hosts by --name needs the records gossiped between agents: asserted once the agent reports gossip.
+    if ('gossip' in (s1 as object)) {
+      const ab2 = await pollUntil(() => d1.cli(['exec', 'alpha', 'ping', '-c', '1', '-W', '2', 'beta'], { allowFail: true }), (r) => r.code === 0, 15_000, 500);
+      expect(ab2.stdout, ab2.stderr).toContain(ipB);
+    }
   });
 
   it('the agent SIGKILLed and restarted during a ping loses no packet, and cleans up after the restart', async () => {
@@ -128,6 +149,8 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
     expect(await reservations(agents[0])).toEqual([]);
     expect(await endpoints(agents[0])).toEqual([]);
     expect(await vethsOnBridge(hosts()[0])).not.toContain(att!.hostIfName);
+    // Its name left weft's DNS (the restarted agent re-read it from the Docker API, then saw it die).
+    expect((await pollUntil(() => dig(0, 'alpha'), (r) => r.stdout.trim() === '', 10_000, 200)).stdout.trim()).toBe('');
   });
 
   it('a Docker container reaches a `weft attach` container and a CNI container on the other host', async () => {
@@ -192,7 +215,7 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
     expect(await reservations(agents[0]!)).toEqual([]);
   });
 
-  it('docker rm -f and docker network rm leave no veth, no reservation, no endpoint record', async () => {
+  it('docker rm -f and docker network rm leave no veth, no reservation, no endpoint record, no DNS record', async () => {
     for (const [i, d] of dockers.entries()) {
       const ids = (await d.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
       if (ids.length) await d.cli(['rm', '-f', ...ids]);
@@ -202,6 +225,8 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
       expect((await reservations(a)).filter((r) => r.containerId.startsWith('docker-'))).toEqual([]);
       expect(await endpoints(a)).toEqual([]);
       expect(await vethsOnBridge(hosts()[i]!)).toBe('');
+      const dns = await callAgent<{ records: { name: string; deleted: boolean }[] }>(a.runDir, 'GET', '/v1/dns');
+      expect(dns.records.filter((r) => !r.deleted)).toEqual([]);
     }
   });
 

@@ -17,3 +17,5 @@ export type { ExecOptions, ExecResult, SpawnOptions, ExitStatus } from './exec.j
 export { Namespace } from './netns.js';
 export { LAB_PREFIX, newRunId, labName } from './names.js';
 export { pollUntil } from './poll.js';
+export { dig } from './dig.js';
+export type { DigResult } from './dig.js';

@@ -72,6 +72,8 @@ export function signalPid(pid: number, signal: NodeJS.Signals): void {
 export async function deleteNetns(ns: string): Promise<void> {
   for (const pid of await netnsPids(ns)) signalPid(pid, 'SIGKILL');
   const r = await run(['ip', 'netns', 'del', ns], { allowFail: true, timeoutMs: 10_000 });
+  // What `ip netns exec` binds over /etc for it (the agent writes resolv.conf there for named namespaces).
+  await rm(join('/etc/netns', ns), { recursive: true, force: true }).catch(() => undefined);
   if (r.code !== 0 && !/No such file|not found|does not exist/i.test(r.stderr)) {
     throw new Error(`ip netns del ${ns}: ${r.stderr.trim()}`);
   }

@@ -7,6 +7,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { DockerApi, DockerEvent } from '../../agent/cnm/docker-api.js';
 import { DockerNames, containerNames, type NameRegistry } from '../../agent/cnm/docker-names.js';
+import { recordStoreNames } from '../../agent/cnm/dns-registry.js';
+import { RecordStore } from '../../agent/dns/record-store.js';
 
 const ID1 = '1'.repeat(64);
 const ID2 = '2'.repeat(64);
@@ -112,5 +114,22 @@ describe('DockerNames', () => {
     docker.send({ Type: 'network', Action: 'disconnect', Actor: { ID: 'net1', Attributes: { container: ID1 } } });
     await until(() => reg.all().length === 0);
     await w.stop();
+  });
+});
+
+describe('recordStoreNames', () => {
+  it("puts a container's names in weft's DNS store, lower case, and removes all of them by container ID", () => {
+    const store = new RecordStore({ localId: '198.18.0.11' });
+    const names = recordStoreNames(store, pino({ level: 'silent' }));
+    names.add('Web', '10.42.7.2', ID1);
+    names.add('www', '10.42.7.2', ID1);
+    names.add('db', '10.42.7.3', ID2);
+    names.add('not a name!', '10.42.7.3', ID2);
+    expect(store.lookup('web')).toEqual(['10.42.7.2']);
+    expect(store.lookup('www')).toEqual(['10.42.7.2']);
+    names.removeContainer(ID1);
+    expect(store.lookup('web')).toBeUndefined();
+    expect(store.lookup('www')).toBeUndefined();
+    expect(store.own().map((r) => r.name)).toEqual(['db']);
   });
 });
