@@ -96,7 +96,8 @@ export class DockerHost {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (!this.proc.running) throw new Error(`dockerd on ${this.host.name} exited:\n${this.proc.stderr.slice(-3000)}`);
-      const r = await this.cli(['version', '--format', '{{.Server.Version}}'], { allowFail: true, timeoutMs: 5000 });
+      // A dockerd restarting after SIGKILL may accept and not answer for a while: a timed-out try is just a try.
+      const r = await this.cli(['version', '--format', '{{.Server.Version}}'], { allowFail: true, timeoutMs: 5000 }).catch(() => ({ code: -1 }));
       if (r.code === 0) return;
       if (Date.now() > deadline) throw new Error(`dockerd on ${this.host.name} did not answer within ${timeoutMs} ms:\n${this.proc.stderr.slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 200));
