@@ -186,6 +186,23 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
     expect(del.code, del.stdout + del.stderr).toBe(0);
   });
 
+  it('--ip on a network created with --subnet <host subnet>: honoured when free, refused naming the holder when not', async () => {
+    const [d1] = dockers as [DockerHost, DockerHost];
+    const subnet = (await agents[0]!.status()).subnet!;
+    const other = await d1.cli(['network', 'create', '-d', 'weft', '--ipam-driver', 'weft', '--subnet', '10.99.0.0/24', 'wrong'], { allowFail: true });
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toMatch(/subnet 10\.99\.0\.0\/24 cannot be used.*host's lease/);
+    await d1.cli(['network', 'create', '-d', 'weft', '--ipam-driver', 'weft', '--subnet', subnet, 'pinned']);
+    const ip = subnet.replace(/\.0\/\d+$/, '.200');
+    await d1.cli(['run', '-d', '--name', 'pin1', '--network', 'pinned', '--ip', ip, DOCKER_IMAGE, 'sleep', '3600']);
+    expect((await d1.cli(['inspect', '-f', '{{(index .NetworkSettings.Networks "pinned").IPAddress}}', 'pin1'])).stdout.trim()).toBe(ip);
+    const taken = await d1.cli(['run', '-d', '--name', 'pin2', '--network', 'pinned', '--ip', ip, DOCKER_IMAGE, 'sleep', '3600'], { allowFail: true });
+    expect(taken.code).not.toBe(0);
+    expect(taken.stderr).toMatch(new RegExp(`${ip.replace(/\./g, '\\.')} is already held by container docker-`));
+    await d1.cli(['rm', '-f', 'pin1', 'pin2'], { allowFail: true });
+    await d1.cli(['network', 'rm', 'pinned']);
+  });
+
   it('-p 8080:80 answers on the host address from the other host; gone with the container', async () => {
     const [d1] = dockers as [DockerHost, DockerHost];
     const [h1, h2] = hosts();
