@@ -158,12 +158,19 @@ const commands: Record<string, Command> = {
   ...attachmentCommands,
   dns: dnsCommand,
   'install-cni': {
-    usage: 'weft install-cni [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-conf-name NAME] [--cni-network-name NAME] [--run-dir DIR]',
-    summary: 'install the CNI plugin (as `weft`) and a conflist for runtimes (the agent does it itself with --install-cni)',
+    usage: 'weft install-cni [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-conf-name NAME] [--cni-network-name NAME] [--cni-version V] [--cni-portmap auto|yes|no] [--run-dir DIR]',
+    summary: 'install the CNI plugin (as `weft`) and a conflist for runtimes, at once (the agent does it itself, once ready, with --install-cni)',
     flags: [...cniInstallFlags, hostFlags.find((f) => f.name === 'run-dir')!],
     run: async (v) => {
-      const r = await installCni(cniInstallOptionsFrom(v));
-      process.stderr.write(`installed ${r.plugin} and ${r.conflist}\n`);
+      const opts = cniInstallOptionsFrom(v);
+      const r = await installCni(opts);
+      process.stdout.write(r.notes.map((l) => `${l}\n`).join(''));
+      for (const w of r.warnings) process.stderr.write(`weft: warning: ${w}\n`);
+      // Installing without an agent is allowed (an init container does it first); say what runtimes see meanwhile.
+      const ready = await callAgent<AgentStatus>(opts.runDir, 'GET', '/v1/status', undefined, 1000).then((s) => s.ready, () => false);
+      if (!ready) {
+        process.stdout.write(`no ready agent answers at ${opts.runDir}/weft.sock yet: until \`weft agent --run-dir ${opts.runDir}\` is ready, ADD answers CNI code 11 (try again later) and STATUS 50\n`);
+      }
       return EXIT.OK;
     },
   },

@@ -5,7 +5,7 @@
 // GC frees only what it attached through that network, never `weft attach`'s.
 
 import { CniError, CniErrorCode, type AddRequest, type AttachmentService as CniService, type CheckRequest, type DelRequest, type Dns, type GcAttachment, type InternalResult, type NetworkSettings, type ServiceStatus } from '../cni-plugin/index.js';
-import { WeftError } from '../ipam/errors.js';
+import { WeftError, isWeftError } from '../ipam/errors.js';
 import type { AttachmentService } from './attachments/service.js';
 import type { Attachment } from './api/types.js';
 
@@ -32,6 +32,19 @@ function toResult(a: Attachment, dns: Dns | undefined): InternalResult {
   };
 }
 
+/**
+ * A refusal of a requested address names the CNI field that asked for it
+ * (runtimeConfig.ips, CNI_ARGS IP...), so the operator knows which of the
+ * runtime's options to change: taken → weft's 100, outside the subnet → 7.
+ */
+function requestRefused(e: unknown, req: AddRequest): unknown {
+  if (req.ip === undefined || !isWeftError(e)) return e;
+  const field = req.ipField ?? 'ip';
+  if (e.code === 'CONFLICT') return new CniError(CniErrorCode.Conflict, `${field} asks for ${req.ip}, which is already in use`, e.message);
+  if (e.code === 'INVALID_ARGUMENT' && e.details['field'] === 'ip') return new CniError(CniErrorCode.InvalidNetworkConfig, `invalid network config: ${field}`, e.message);
+  return e;
+}
+
 export function cniService(o: CniServiceOptions): CniService {
   return {
     async add(req: AddRequest): Promise<InternalResult> {
@@ -40,19 +53,20 @@ export function cniService(o: CniServiceOptions): CniService {
         // weft computes the MTU from the underlay; a different one would break either the path or performance.
         throw new WeftError('INVALID_ARGUMENT', `mtu ${req.mtu} in the network config differs from the overlay MTU ${mtu} that weft computed from the underlay; remove "mtu" from the config`, { field: 'mtu' });
       }
-      if ((req.ips?.length ?? 0) > 1) {
-        throw new WeftError('INVALID_ARGUMENT', `runtimeConfig.ips asks for ${req.ips!.length} addresses; weft gives one IPv4 address per interface`, { field: 'runtimeConfig.ips' });
-      }
-      const a = await o.attachments.attach({
-        containerId: req.containerId,
-        ifname: req.ifname,
-        netns: req.netns,
-        network: req.networkName,
-        ...(req.pod.name ? { name: req.pod.name } : {}),
-        ...(req.pod.namespace ? { podNamespace: req.pod.namespace } : {}),
-        ...(req.mac ? { mac: req.mac } : {}),
-        ...(req.ips?.[0] ? { ip: req.ips[0] } : {}),
-      });
+      const a = await o.attachments
+        .attach({
+          containerId: req.containerId,
+          ifname: req.ifname,
+          netns: req.netns,
+          network: req.networkName,
+          ...(req.pod.name ? { name: req.pod.name } : {}),
+          ...(req.pod.namespace ? { podNamespace: req.pod.namespace } : {}),
+          ...(req.mac ? { mac: req.mac } : {}),
+          ...(req.ip ? { ip: req.ip } : {}),
+        })
+        .catch((e: unknown) => {
+          throw requestRefused(e, req);
+        });
       return toResult(a, o.dns?.(a));
     },
 

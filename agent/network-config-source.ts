@@ -8,6 +8,7 @@ import { WeftError, isWeftError } from '../ipam/errors.js';
 import { parseNetworkConfig } from '../ipam/network-config.js';
 import type { SubnetRegistry } from '../ipam/subnet-registry.js';
 import type { NetworkConfig } from '../ipam/types.js';
+import { etcdFailureKind } from '../ipam/etcd-failure.js';
 
 export async function readNetworkConfig(registry: SubnetRegistry, prefix: string): Promise<NetworkConfig> {
   const raw = await registry.getConfig();
@@ -32,7 +33,7 @@ export async function waitForNetworkConfig(registry: SubnetRegistry, prefix: str
     } catch (e) {
       if (!isWeftError(e, 'NOT_FOUND') && !isWeftError(e, 'UNAVAILABLE')) throw e;
       if (signal.aborted) throw e;
-      log.warn({ err: e.message, attempt }, 'waiting for the network config');
+      log.warn({ err: e.message, attempt }, isWeftError(e, 'NOT_FOUND') ? 'waiting for the network config (none in etcd yet: weft config set)' : `waiting for the network config: cannot reach etcd (${etcdFailureKind(e)})`);
       await clock.sleep(backoffMs(attempt, 500, 10_000), signal);
     }
   }

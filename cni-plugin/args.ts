@@ -1,9 +1,12 @@
 // CNI_ARGS: `K=V;K=V` pairs a runtime adds per invocation. weft reads the
-// Kubernetes pod identity from it (for DNS names and logs). Unknown keys are
+// Kubernetes pod identity from it (for DNS names and logs), and `IP` and `MAC`
+// (podman 4.3 sends --ip and --mac-address that way, as the reference
+// host-local and bridge read them). Unknown keys are
 // an error unless IgnoreUnknown is set, as with libcni's LoadArgs, because a
 // silently ignored argument is a setting the operator believes is in force.
 
 import { unsupportedField } from './errors.js';
+import { ipFamily, normalizeMac } from './syntax.js';
 
 export interface PodIdentity {
   name?: string;
@@ -15,6 +18,10 @@ export interface PodIdentity {
 export interface CniArgs {
   ignoreUnknown: boolean;
   pod: PodIdentity;
+  /** `IP=`: requested addresses (host-local takes a comma-separated list), without prefix length. */
+  ips?: string[];
+  /** `MAC=`, lower case. */
+  mac?: string;
   /** Keys weft does not know, with their values, in the order given. */
   unknown: [string, string][];
 }
@@ -36,6 +43,8 @@ export function parseCniArgs(raw: string): CniArgs | { problem: string } {
   let ignoreUnknown = false;
   const pod: PodIdentity = {};
   const unknown: [string, string][] = [];
+  let ips: string[] | undefined;
+  let mac: string | undefined;
   for (const segment of raw.split(';')) {
     if (segment === '') continue;
     const parts = segment.split('=');
@@ -50,9 +59,17 @@ export function parseCniArgs(raw: string): CniArgs | { problem: string } {
       ignoreUnknown = flag;
     } else if (podField !== undefined) {
       if (value !== '') pod[podField] = value;
+    } else if (key === 'IP') {
+      ips = value.split(',').map((v) => v.trim());
+      const bad = ips.find((v) => ipFamily(v.replace(/\/\d+$/, '')) === undefined);
+      if (bad !== undefined) return { problem: `IP=${value}: ${JSON.stringify(bad)} is not an IP address` };
+      ips = ips.map((v) => v.replace(/\/\d+$/, ''));
+    } else if (key === 'MAC') {
+      mac = normalizeMac(value);
+      if (mac === undefined) return { problem: `MAC=${value}: not a unicast MAC address like c2:11:22:33:44:55` };
     } else unknown.push([key, value]);
   }
-  return { ignoreUnknown, pod, unknown };
+  return { ignoreUnknown, pod, unknown, ...(ips !== undefined ? { ips } : {}), ...(mac !== undefined ? { mac } : {}) };
 }
 
 /**

@@ -9,6 +9,7 @@ import { parseCommand, parseEnv, type CniEnv } from './env.js';
 import { defined, isObject } from './decode.js';
 import { CniError, CniErrorCode, invalidConfig, isCniError } from './errors.js';
 import { fromServiceError, ServiceTimeout } from './failures.js';
+import { requestedIdentity } from './requests.js';
 import { formatResult, mergeResults, overlayDns } from './result.js';
 import type { AttachmentKey, AttachmentService, NetworkSettings } from './service.js';
 import { isSupportedVersion, LATEST_VERSION, versionInfo, type CniCommand } from './version.js';
@@ -68,7 +69,9 @@ async function dispatch(env: CniEnv, conf: NetConf, service: AttachmentService, 
 
   switch (env.command) {
     case 'ADD': {
-      const req = { ...target(env), netns: env.netns, mac: conf.mac, ips: conf.ips, dns: conf.dns };
+      const want = requestedIdentity(conf, env.args);
+      const asked = { mac: want.mac?.value, macField: want.mac?.field, ip: want.ip?.address, ipField: want.ip?.field };
+      const req = { ...target(env), netns: env.netns, ...asked, dns: conf.dns };
       const result = await call(() => service.add(defined(req)));
       // An explicit `dns` in the config is the operator's choice; it wins over the agent's defaults.
       const mine = conf.dns === undefined ? result : { ...result, dns: overlayDns(result.dns, conf.dns) };

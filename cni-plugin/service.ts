@@ -27,10 +27,14 @@ export interface NetworkSettings {
 export interface AddRequest extends AttachmentKey, NetworkSettings {
   netns: string;
   pod: PodIdentity;
-  /** From the `mac` capability (runtimeConfig.mac), lower case. */
+  /** The MAC the runtime asked for (runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC), lower case. */
   mac?: string;
-  /** From the `ips` capability: addresses with prefix length the runtime asks for. */
-  ips?: string[];
+  /** Where `mac` came from, e.g. "CNI_ARGS MAC": errors about it name this. */
+  macField?: string;
+  /** The IPv4 address the runtime asked for, without prefix length (requests.ts says from where). */
+  ip?: string;
+  /** Where `ip` came from, e.g. "runtimeConfig.ips": a refusal (taken, outside the subnet) names it. */
+  ipField?: string;
   /** The config's `dns`; the protocol also lays it over the agent's answer. */
   dns?: Dns;
 }

@@ -19,13 +19,25 @@ export function identifierProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** The kernel's dev_valid_name() rules, which the spec repeats for CNI_IFNAME. */
+/**
+ * The kernel's dev_valid_name() rules, which the spec repeats for CNI_IFNAME,
+ * plus what makes a name mean something else to the kernel: `%` (a template,
+ * "eth%d" picks a free number), and `all` / `default` (the names of sysctl
+ * directories under /proc/sys/net/ipv4/conf).
+ */
 export function ifnameProblem(value: string): string | undefined {
   if (value === '') return 'empty';
   if (Buffer.byteLength(value, 'utf8') > IFNAME_MAX_BYTES) return `longer than ${IFNAME_MAX_BYTES} bytes`;
   if (value === '.' || value === '..') return 'must not be "." or ".."';
-  if (/[/:\s]/u.test(value)) return 'must not contain "/", ":" or whitespace';
+  if (value === 'all' || value === 'default') return `must not be "${value}" (a name the kernel reserves)`;
+  if (/[/:%\s\0]/u.test(value)) return 'must not contain "/", ":", "%", whitespace or NUL';
+  if (hasControl(value)) return 'must not contain control characters';
   return undefined;
+}
+
+/** C0 and C1 control characters and DEL: never in a name that is printed, logged or served as DNS. */
+export function hasControl(value: string): boolean {
+  return /[\u0000-\u001f\u007f-\u009f]/u.test(value);
 }
 
 /**
@@ -37,6 +49,8 @@ export function normalizeMac(value: string): string | undefined {
   if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(value)) return undefined;
   const mac = value.toLowerCase();
   if ((parseInt(mac.slice(0, 2), 16) & 1) === 1) return undefined;
+  // The kernel refuses the all-zero address on an interface (EADDRNOTAVAIL).
+  if (mac === '00:00:00:00:00:00') return undefined;
   return mac;
 }
 

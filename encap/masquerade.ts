@@ -10,6 +10,11 @@
 // one `nft -f -` transaction: declaring the table, deleting it and declaring
 // it again with its rules is nftables' idiom for an atomic, idempotent
 // replace (no moment without rules, no duplicate rules after a restart).
+//
+// Reconciled like the rest of the data plane: every resync lists the table
+// and reloads it only when it is missing or differs from what it should hold
+// (a hand-deleted or hand-edited table heals; an intact one is left alone, so
+// its counters and conntrack bindings are not disturbed every 30 s).
 
 import { spawn } from 'node:child_process';
 import { formatCidr } from '../ipam/cidr.js';
@@ -21,12 +26,13 @@ export const MASQ_TABLE = 'weft_masq';
 /** Runs an nft script in the host's namespace; injectable so tests run it inside a lab host. */
 export type NftRunner = (script: string) => Promise<void>;
 
-/** The nft script that makes the table hold exactly the masquerade rules for `network`. */
-export function masqueradeScript(network: Cidr): string {
+/** Lists weft's table as `nft list table` prints it; undefined when it does not exist. */
+export type NftLister = () => Promise<string | undefined>;
+
+/** The table as it should be, in the form `nft list table` prints (up to whitespace). */
+function tableText(network: Cidr): string[] {
   const n = formatCidr(network);
   return [
-    `table ip ${MASQ_TABLE} {}`,
-    `delete table ip ${MASQ_TABLE}`,
     `table ip ${MASQ_TABLE} {`,
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',
@@ -36,8 +42,24 @@ export function masqueradeScript(network: Cidr): string {
     `    ip saddr ${n} ip daddr != 224.0.0.0/4 masquerade fully-random`,
     '  }',
     '}',
-    '',
-  ].join('\n');
+  ];
+}
+
+/** The nft script that makes the table hold exactly the masquerade rules for `network`. */
+export function masqueradeScript(network: Cidr): string {
+  return [`table ip ${MASQ_TABLE} {}`, `delete table ip ${MASQ_TABLE}`, ...tableText(network), ''].join('\n');
+}
+
+const squash = (text: string): string =>
+  text
+    .split('\n')
+    .map((l) => l.trim().replace(/\s+/g, ' '))
+    .filter((l) => l !== '')
+    .join('\n');
+
+/** Whether a listed table holds exactly the rules for `network` (whitespace aside). Pure. */
+export function masqueradeMatches(listed: string, network: Cidr): boolean {
+  return squash(listed) === squash(tableText(network).join('\n'));
 }
 
 /** The nft script that removes weft's table, whether or not it exists. */
@@ -58,6 +80,39 @@ export const spawnNft: NftRunner = (script) =>
     child.stdin.on('error', () => undefined); // an early exit shows in the exit code
     child.stdin.end(script);
   });
+
+/** `nft list table ip weft_masq` in the calling process's namespace; undefined when the table is absent. */
+export const listNft: NftLister = () =>
+  new Promise((resolve, reject) => {
+    const child = spawn('nft', ['list', 'table', 'ip', MASQ_TABLE], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d.slice(0, 4096)));
+    child.on('error', (e) => reject(new WeftError('KERNEL', `cannot run nft: ${e.message}`, { tool: 'nft' })));
+    child.on('close', (code) => {
+      if (code === 0) resolve(out);
+      else if (/No such file or directory/.test(err)) resolve(undefined);
+      else reject(new WeftError('KERNEL', `nft list table ip ${MASQ_TABLE} failed (exit ${code}): ${err.trim()}`, { tool: 'nft', code }));
+    });
+  });
+
+/**
+ * Makes the kernel match the setting: loads the table when it is enabled and
+ * missing or different, removes it when disabled and present, else does
+ * nothing. Says what it did, so the caller can log a repair.
+ */
+export async function reconcileMasquerade(opts: { enabled: boolean; network: Cidr; run?: NftRunner; list?: NftLister }): Promise<'unchanged' | 'applied' | 'removed'> {
+  const current = await (opts.list ?? listNft)();
+  if (opts.enabled) {
+    if (current !== undefined && masqueradeMatches(current, opts.network)) return 'unchanged';
+    await (opts.run ?? spawnNft)(masqueradeScript(opts.network));
+    return 'applied';
+  }
+  if (current === undefined) return 'unchanged';
+  await (opts.run ?? spawnNft)(unmasqueradeScript());
+  return 'removed';
+}
 
 /** Installs (enabled) or removes (disabled) weft's masquerade rules for `network`. Idempotent. */
 export async function applyMasquerade(opts: { enabled: boolean; network: Cidr; run?: NftRunner }): Promise<void> {

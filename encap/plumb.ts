@@ -17,9 +17,9 @@
 // Never spawns `ip`; everything goes through encap/netlink.
 
 import { createHash } from 'node:crypto';
-import { statfs } from 'node:fs/promises';
+import { stat, statfs } from 'node:fs/promises';
 import { WeftError, isWeftError } from '../ipam/errors.js';
-import { type Netlink, isNotFound, openNetlink } from './netlink/index.js';
+import { type Netlink, isExists, isNotFound, openNetlink } from './netlink/index.js';
 
 /** statfs f_type of nsfs: what /run/netns/NAME and /proc/PID/ns/net resolve to. */
 const NSFS_MAGIC = 0x6e736673;
@@ -47,6 +47,30 @@ export async function assertNetns(path: string): Promise<void> {
   }
 }
 
+/** The namespaces no container may be attached into: the host's own (where weft0 is) and PID 1's. */
+export function hostNamespaces(hostNetnsPath = '/proc/self/ns/net'): string[] {
+  return [hostNetnsPath, '/proc/1/ns/net'];
+}
+
+/**
+ * Refuses a target that is one of `hosts` (same nsfs inode and device, the
+ * identity of a namespace whatever path names it): attaching "a container"
+ * there would give the host a veth, an address and a second default route.
+ */
+export async function assertForeignNetns(path: string, hosts: readonly string[]): Promise<void> {
+  const target = await stat(path, { bigint: true });
+  for (const h of hosts) {
+    const host = await stat(h, { bigint: true }).catch(() => undefined);
+    if (host !== undefined && host.ino === target.ino && host.dev === target.dev) {
+      throw new WeftError(
+        'INVALID_ARGUMENT',
+        `netns: ${path} is the host's own network namespace (the same as ${h}); weft attaches containers, never the host: give the container's namespace`,
+        { field: 'netns', netns: path },
+      );
+    }
+  }
+}
+
 export interface PlumbSpec {
   /** Netlink in the host's namespace (where the bridge lives). */
   readonly hostNetlink: Netlink;
@@ -59,11 +83,19 @@ export interface PlumbSpec {
   readonly mac?: string;
   readonly bridge: string;
   readonly hostIfName: string;
+  /** For inspect: whether this interface carries the namespace's default route (default true). */
+  readonly defaultRoute?: boolean;
 }
 
 export interface Plumbed {
   /** The container end's MAC (the one asked for, or the kernel's random one). */
   readonly mac: string;
+  /**
+   * False when the namespace already had a default route (a second interface
+   * of the same container): the interface gets its address and subnet route,
+   * and the first interface keeps the way out.
+   */
+  readonly defaultRoute: boolean;
 }
 
 /** Prefixes a failure with what was being attached, keeping its code and details. */
@@ -92,26 +124,36 @@ export async function plumb(spec: PlumbSpec): Promise<Plumbed> {
   try {
     await host.createVeth({ name: hostIfName, mtu: spec.mtu, peerName: ifname, peerNetns: { path: spec.netnsPath }, peerMtu: spec.mtu, peerMac: spec.mac });
   } catch (e) {
-    // Nothing of ours exists yet (EEXIST means someone else's link): nothing to undo.
+    // Nothing of ours exists yet (EEXIST means someone else's link): nothing to undo. The service deleted
+    // any leftover host end of this key first, so EEXIST is the caller's name taken in the container.
+    if (isExists(e)) {
+      throw new WeftError('CONFLICT', `attach ${ifname} in ${spec.netnsPath}: an interface named ${ifname} (or a host link ${hostIfName}) already exists (File exists): choose another interface name or remove it`, { field: 'ifname', ifname });
+    }
     throw during(spec, e);
   }
   try {
-    const [mac] = await settleAll([
+    const [{ mac, defaultRoute }] = await settleAll([
       inNetns(spec.netnsPath, async (nl) => {
         await nl.addAddress(ifname, `${spec.address.ip}/${spec.address.prefixLen}`);
         await nl.setUp(ifname);
         await nl.setUp('lo');
-        await nl.addRoute({ dst: DEFAULT_ROUTE, gateway: spec.gateway, dev: ifname });
+        let defaultRoute = true;
+        try {
+          await nl.addRoute({ dst: DEFAULT_ROUTE, gateway: spec.gateway, dev: ifname });
+        } catch (e) {
+          if (!isExists(e)) throw e;
+          defaultRoute = false;
+        }
         const link = await nl.getLink(ifname);
         if (link?.mac === undefined) throw new WeftError('KERNEL', `${ifname} vanished from ${spec.netnsPath} while being configured`);
-        return link.mac;
+        return { mac: link.mac, defaultRoute };
       }),
       (async () => {
         await host.setMaster(hostIfName, spec.bridge);
         await host.setUp(hostIfName);
       })(),
     ]);
-    return { mac };
+    return { mac, defaultRoute };
   } catch (e) {
     await unplumb(host, hostIfName).catch(() => undefined);
     throw during(spec, e);
@@ -154,7 +196,8 @@ export async function plumbHandoff(spec: HandoffSpec): Promise<Plumbed> {
     await host.setUp(hostIfName);
     const peer = await host.getLink(peerName);
     if (peer?.mac === undefined) throw new WeftError('KERNEL', `${peerName} vanished while being configured`);
-    return { mac: peer.mac };
+    // The runtime adds the default route via the gateway it is given (Docker's Join reply).
+    return { mac: peer.mac, defaultRoute: true };
   } catch (e) {
     await unplumb(host, hostIfName).catch(() => undefined);
     throw what(e);
@@ -207,8 +250,8 @@ export async function inspect(spec: Omit<PlumbSpec, 'mac' | 'mtu'> & { mtu?: num
     if (spec.mtu !== undefined && link.mtu !== spec.mtu) missing.push(`${ifname} mtu ${spec.mtu} (is ${link.mtu})`);
     const addrs = await nl.listAddresses(link.index);
     if (!addrs.some((a) => `${a.address}/${a.prefixLen}` === cidr)) missing.push(`address ${cidr} on ${ifname}`);
-    const routes = await nl.listRoutes();
-    if (!routes.some((r) => r.dst === DEFAULT_ROUTE && r.gateway === spec.gateway && r.dev === link.index)) {
+    const routes = spec.defaultRoute === false ? [] : await nl.listRoutes();
+    if (spec.defaultRoute !== false && !routes.some((r) => r.dst === DEFAULT_ROUTE && r.gateway === spec.gateway && r.dev === link.index)) {
       missing.push(`default route via ${spec.gateway} dev ${ifname}`);
     }
   });

@@ -3,9 +3,11 @@
 // message that says what to check. Nothing else in weft constructs a client.
 
 import { readFileSync } from 'node:fs';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { Etcd3, type IOptions } from 'etcd3';
 import { ExponentialBackoff } from 'cockatiel';
 import { WeftError, isWeftError } from './errors.js';
+import { etcdFailureKind } from './etcd-failure.js';
 
 export interface EtcdOptions {
   readonly endpoints: string[];
@@ -22,6 +24,38 @@ function readTlsFile(flag: string, path: string): Buffer {
     return readFileSync(path);
   } catch (e) {
     throw new WeftError('INVALID_ARGUMENT', `${flag} ${path}: cannot read it (${(e as Error).message})`, { field: flag });
+  }
+}
+
+/**
+ * The TLS files checked before the client is built, each failure naming its
+ * file (exit 2): gRPC would otherwise fail later with a stack trace, or retry
+ * forever against a key that can never match its certificate.
+ */
+export function checkTlsFiles(files: { ca?: Buffer; cert?: Buffer; key?: Buffer }, names: { ca?: string; cert?: string; key?: string }): void {
+  const bad = (flag: string, path: string | undefined, why: string): WeftError =>
+    new WeftError('INVALID_ARGUMENT', `${flag} ${path ?? ''}: ${why}`, { field: flag });
+  const certs = (flag: string, path: string | undefined, data: Buffer): X509Certificate => {
+    const text = data.toString('utf8');
+    if (!text.includes('-----BEGIN CERTIFICATE-----')) throw bad(flag, path, 'is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block)');
+    try {
+      return new X509Certificate(data);
+    } catch (e) {
+      throw bad(flag, path, `is not a readable PEM certificate (${(e as Error).message})`);
+    }
+  };
+  if (files.ca !== undefined) certs('--etcd-cafile', names.ca, files.ca);
+  const cert = files.cert === undefined ? undefined : certs('--etcd-certfile', names.cert, files.cert);
+  if (files.key !== undefined) {
+    let key;
+    try {
+      key = createPrivateKey(files.key);
+    } catch (e) {
+      throw bad('--etcd-keyfile', names.key, `is not a readable PEM private key (${(e as Error).message}); an encrypted key is not supported`);
+    }
+    if (cert !== undefined && !cert.checkPrivateKey(key)) {
+      throw bad('--etcd-keyfile', names.key, `does not match the certificate ${names.cert ?? ''} (--etcd-certfile): give the key that certificate was issued for`);
+    }
   }
 }
 
@@ -58,22 +92,27 @@ export function createEtcdClient(opts: EtcdOptions): Etcd3 {
     if (opts.caFile === undefined) {
       throw new WeftError('INVALID_ARGUMENT', '--etcd-cafile is required with client certificates: it is how weft trusts etcd', { field: '--etcd-cafile' });
     }
+    const ca = readTlsFile('--etcd-cafile', opts.caFile);
+    const key = opts.keyFile !== undefined ? readTlsFile('--etcd-keyfile', opts.keyFile) : undefined;
+    const cert = opts.certFile !== undefined ? readTlsFile('--etcd-certfile', opts.certFile) : undefined;
+    checkTlsFiles({ ca, ...(cert ? { cert } : {}), ...(key ? { key } : {}) }, { ca: opts.caFile, cert: opts.certFile, key: opts.keyFile });
     options.credentials = {
-      rootCertificate: readTlsFile('--etcd-cafile', opts.caFile),
-      ...(opts.keyFile !== undefined ? { privateKey: readTlsFile('--etcd-keyfile', opts.keyFile) } : {}),
-      ...(opts.certFile !== undefined ? { certChain: readTlsFile('--etcd-certfile', opts.certFile) } : {}),
+      rootCertificate: ca,
+      ...(key !== undefined ? { privateKey: key } : {}),
+      ...(cert !== undefined ? { certChain: cert } : {}),
     };
   }
   return new Etcd3(options);
 }
 
-/** Wraps any failure of an etcd call as UNAVAILABLE, naming the operation. */
+/** Wraps any failure of an etcd call as UNAVAILABLE, naming the operation and the kind of failure. */
 export function etcdUnavailable(op: string, err: unknown, endpoints: readonly string[]): WeftError {
   if (isWeftError(err)) return err;
   const reason = err instanceof Error ? err.message : String(err);
+  const kind = etcdFailureKind(err);
   return new WeftError(
     'UNAVAILABLE',
-    `etcd ${op} failed: ${reason} (endpoints ${endpoints.join(',')}; check that etcd runs and --etcd-endpoints and the --etcd-*file TLS flags are right)`,
-    { op, reason },
+    `etcd ${op} failed (${kind}): ${reason} (endpoints ${endpoints.join(',')}; check that etcd runs and --etcd-endpoints and the --etcd-*file TLS flags are right)`,
+    { op, reason, kind },
   );
 }

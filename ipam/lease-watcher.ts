@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { backoffMs, type Clock } from './clock.js';
 import type { LeaseEvent, SubnetRegistry, WatchHandle } from './subnet-registry.js';
 import type { Lease } from './types.js';
+import { etcdFailureKind } from './etcd-failure.js';
 
 export type LeaseSetListener = (leases: Lease[], revision: number) => void;
 
@@ -109,7 +110,7 @@ export class LeaseWatcher {
           this.scheduleEmit();
           return;
         } catch (e) {
-          log.warn({ err: (e as Error).message, attempt }, 'cannot list subnet leases; retrying');
+          log.warn({ err: (e as Error).message, attempt }, `cannot list subnet leases (${etcdFailureKind(e)}); retrying`);
           await clock.sleep(backoffMs(attempt), this.stopped.signal);
         }
       }

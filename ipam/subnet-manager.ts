@@ -14,6 +14,7 @@ import { isWeftError, WeftError } from './errors.js';
 import { chooseSubnet } from './subnet-choice.js';
 import type { LeaseGrant, SubnetRegistry } from './subnet-registry.js';
 import type { Cidr, Lease, LeaseAttrs, NetworkConfig } from './types.js';
+import { etcdFailureKind } from './etcd-failure.js';
 
 export interface SubnetManagerOptions {
   readonly registry: SubnetRegistry;
@@ -127,7 +128,7 @@ export class SubnetManager {
         return lease;
       } catch (e) {
         if (!isWeftError(e, 'UNAVAILABLE')) throw e;
-        log.warn({ err: e.message, attempt }, 'cannot reach etcd to acquire a subnet; retrying');
+        log.warn({ err: e.message, attempt }, `cannot reach etcd to acquire a subnet (${etcdFailureKind(e)}); retrying`);
         // A grant from before an outage may have expired meanwhile: get a fresh one.
         grant?.release();
         grant = undefined;

@@ -76,6 +76,7 @@ export interface AttachmentServiceOptions {
 }
 
 export const DEFAULT_BRIDGE = 'weft0';
+const DEFAULT_ROUTE = '0.0.0.0/0';
 
 /** What happened to an attachment; DNS registers names from these, so the front doors need not know DNS. */
 export interface AttachmentEvent {
@@ -129,9 +130,10 @@ export class AttachmentService {
     return net;
   }
 
-  private spec(a: Pick<Attachment, 'netns' | 'ifname' | 'ip' | 'gateway' | 'mtu' | 'hostIfName'>): Omit<PlumbRequest, 'mac'> {
+  private spec(a: Pick<Attachment, 'netns' | 'ifname' | 'ip' | 'gateway' | 'mtu' | 'hostIfName'> & { routes?: Attachment['routes'] }): Omit<PlumbRequest, 'mac'> {
     const [ip, len] = a.ip.split('/');
-    return { netnsPath: a.netns, ifname: a.ifname, address: { ip: ip!, prefixLen: Number(len) }, gateway: a.gateway, mtu: a.mtu, bridge: this.bridge, hostIfName: a.hostIfName };
+    const defaultRoute = a.routes === undefined || a.routes.some((r) => r.dst === DEFAULT_ROUTE);
+    return { netnsPath: a.netns, ifname: a.ifname, address: { ip: ip!, prefixLen: Number(len) }, gateway: a.gateway, mtu: a.mtu, bridge: this.bridge, hostIfName: a.hostIfName, defaultRoute };
   }
 
   attach(body: unknown): Promise<Attachment> {
@@ -181,7 +183,8 @@ export class AttachmentService {
         mtu: net.mtu,
         hostIfName,
         ...(handoffIfName ? { handoffIfName } : {}),
-        routes: [{ dst: '0.0.0.0/0', gw: gateway }],
+        // A second interface in the namespace finds the first one's default route and adds none.
+        routes: made.defaultRoute ? [{ dst: DEFAULT_ROUTE, gw: gateway }] : [],
         createdAt: (this.o.now?.() ?? new Date()).toISOString(),
       };
       await this.o.store.put(attachment);

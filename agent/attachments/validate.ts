@@ -8,6 +8,7 @@
 
 import { createHash } from 'node:crypto';
 import { parseIp } from '../../ipam/cidr.js';
+import { hasControl, ifnameProblem, normalizeMac } from '../../cni-plugin/syntax.js';
 import { WeftError } from '../../ipam/errors.js';
 import type { Attachment } from '../api/types.js';
 
@@ -29,9 +30,6 @@ export interface AttachmentKey {
 
 // CNI's rule for container IDs (alphanumeric first, then also _ . -), bounded.
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
-// IFNAMSIZ is 16 with the NUL; the kernel refuses '/', ':', whitespace, "." and "..".
-const IFNAME = /^[^/:\s]{1,15}$/;
-const MAC = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 
 function invalid(field: string, message: string, value?: unknown): WeftError {
   return new WeftError('INVALID_ARGUMENT', `${field}: ${message}`, { field, ...(value === undefined ? {} : { value }) });
@@ -63,9 +61,9 @@ export function parseKey(o: Record<string, unknown>): AttachmentKey {
     throw invalid('containerId', `"${containerId}" must be 1-256 letters, digits, _ . - (starting with a letter or digit)`, containerId);
   }
   const ifname = optionalString(o, 'ifname') ?? DEFAULT_IFNAME;
-  if (!IFNAME.test(ifname) || ifname === '.' || ifname === '..') {
-    throw invalid('ifname', `"${ifname}" is not a valid interface name (1-15 characters, no '/', ':' or spaces)`, ifname);
-  }
+  // The kernel's rules, checked here so a bad name is the caller's 400, never a KERNEL error from netlink.
+  const problem = ifnameProblem(ifname);
+  if (problem !== undefined) throw invalid('ifname', `${JSON.stringify(ifname)} is not a valid interface name: ${problem}`, ifname);
   return { containerId, ifname };
 }
 
@@ -80,24 +78,26 @@ export function parseAttachRequest(body: unknown): AttachParams {
   let netns: string;
   if (netnsField !== undefined && netnsField !== '') {
     if (!netnsField.startsWith('/')) throw invalid('netns', `"${netnsField}" must be an absolute path (e.g. /run/netns/NAME)`, netnsField);
+    if (hasControl(netnsField)) throw invalid('netns', `${JSON.stringify(netnsField)} contains control characters`, netnsField);
     netns = netnsField;
   } else {
     if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 1) throw invalid('pid', `${JSON.stringify(pid)} is not a process ID`, pid);
     netns = netnsOfPid(pid);
   }
-  const name = optionalString(o, 'name');
-  if (name !== undefined && name.length > 256) throw invalid('name', 'is longer than 256 characters');
-  const network = optionalString(o, 'network');
-  if (network !== undefined && network.length > 256) throw invalid('network', 'is longer than 256 characters');
-  const podNamespace = optionalString(o, 'podNamespace');
-  if (podNamespace !== undefined && podNamespace.length > 256) throw invalid('podNamespace', 'is longer than 256 characters');
+  // name becomes a DNS name and a column of `weft ps`: no control characters in either.
+  const text = (field: string): string | undefined => {
+    const v = optionalString(o, field);
+    if (v !== undefined && v.length > 256) throw invalid(field, 'is longer than 256 characters');
+    if (v !== undefined && hasControl(v)) throw invalid(field, `${JSON.stringify(v)} contains control characters`, v);
+    return v;
+  };
+  const name = text('name');
+  const network = text('network');
+  const podNamespace = text('podNamespace');
   const macText = optionalString(o, 'mac');
-  let mac: string | undefined;
-  if (macText !== undefined) {
-    mac = macText.toLowerCase();
-    if (!MAC.test(mac)) throw invalid('mac', `"${macText}" is not a MAC address (aa:bb:cc:dd:ee:ff)`, macText);
-    // Bit 0 of the first octet marks multicast: no interface may have such an address.
-    if ((parseInt(mac.slice(0, 2), 16) & 1) === 1) throw invalid('mac', `${macText} is a multicast address`, macText);
+  const mac = macText === undefined ? undefined : normalizeMac(macText);
+  if (macText !== undefined && mac === undefined) {
+    throw invalid('mac', `"${macText}" is not a MAC address an interface can have (aa:bb:cc:dd:ee:ff, not multicast, not all-zero)`, macText);
   }
   const ipText = optionalString(o, 'ip');
   let ip: number | undefined;

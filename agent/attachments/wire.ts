@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { AddressPool, fileStorage, poolFile } from '../../ipam/address-pool.js';
 import { openNetlink, type Netlink } from '../../encap/netlink/index.js';
-import { assertNetns, inspect, plumb, plumbHandoff, unplumb } from '../../encap/plumb.js';
+import { assertForeignNetns, assertNetns, hostNamespaces, inspect, plumb, plumbHandoff, unplumb } from '../../encap/plumb.js';
 import { attachmentRoutes } from '../api/attachment-routes.js';
 import type { Routes } from '../api/server.js';
 import { AttachmentService, type HostNetwork, type Plumber } from './service.js';
@@ -32,10 +32,18 @@ export interface Attachments {
   close(): void;
 }
 
-/** The real kernel side of the service, over one netlink socket in the host namespace. */
-export function netlinkPlumber(hostNetlink: Netlink): Plumber {
+/**
+ * The real kernel side of the service, over one netlink socket in the host
+ * namespace (`hostNetnsPath`, default the agent's own), which no attachment
+ * may target.
+ */
+export function netlinkPlumber(hostNetlink: Netlink, hostNetnsPath?: string): Plumber {
+  const hosts = hostNamespaces(hostNetnsPath);
   return {
-    assertNetns,
+    assertNetns: async (path) => {
+      await assertNetns(path);
+      await assertForeignNetns(path, hosts);
+    },
     plumb: (spec) => plumb({ ...spec, hostNetlink }),
     plumbHandoff: (spec) => plumbHandoff({ ...spec, hostNetlink }),
     unplumb: (name) => unplumb(hostNetlink, name),
@@ -46,7 +54,7 @@ export function netlinkPlumber(hostNetlink: Netlink): Plumber {
 export async function startAttachments(o: StartAttachmentsOptions): Promise<Attachments> {
   const [pool, store] = await Promise.all([AddressPool.open(fileStorage(poolFile(o.stateDir))), AttachmentStore.openDir(o.stateDir)]);
   const hostNetlink = await openNetlink(o.netnsPath === undefined ? {} : { netnsPath: o.netnsPath });
-  const service = new AttachmentService({ pool, store, plumber: netlinkPlumber(hostNetlink), network: o.network, bridge: o.bridge, log: o.log });
+  const service = new AttachmentService({ pool, store, plumber: netlinkPlumber(hostNetlink, o.netnsPath), network: o.network, bridge: o.bridge, log: o.log });
   o.log.info({ attachments: store.list().length, reservations: pool.list(undefined).length }, 'attachment state loaded');
   return { routes: attachmentRoutes(service), service, close: () => hostNetlink.close() };
 }

@@ -13,7 +13,6 @@
 // so a huge body or a slow client costs only its own connection.
 
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { isWeftError } from '../../ipam/errors.js';
 import { listenUnix, readBody } from '../api/server.js';
@@ -71,12 +70,12 @@ export async function startPluginServer(socketPath: string, handlers: Handlers, 
   return {
     server,
     close: async () => {
+      // listenUnix removes the socket on close (unless a newer agent replaced it): Docker finds plugins by
+      // their socket, and one left behind would make dockerd wait 15 s on a dead plugin.
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      // Docker finds plugins by their socket: a socket left behind would make dockerd wait 15 s on a dead plugin.
-      await rm(socketPath, { force: true });
     },
   };
 }

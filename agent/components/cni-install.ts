@@ -24,7 +24,10 @@ export class CniInstallComponent implements Component {
       if (this.done || this.state.notReady().length > 0) return;
       this.done = true;
       this.unsubscribe?.();
-      installCni(this.opts).then((installed) => this.log.info(installed, 'CNI plugin and conflist installed'), this.fail);
+      installCni(this.opts).then((r) => {
+        this.log.info({ plugin: r.plugin, conflist: r.conflist, withPortmap: r.withPortmap, notes: r.notes }, 'CNI plugin and conflist installed');
+        for (const w of r.warnings) this.log.warn(w);
+      }, this.fail);
     };
     this.unsubscribe = this.state.subscribe(tryInstall);
     tryInstall();

@@ -1,7 +1,8 @@
 // The data-plane component: creates the backend the network config names,
 // contributes its lease data (the VTEP MAC), and reconciles the kernel to the
 // whole picture (this host's lease and every other) on every lease change and
-// every --resync-interval, which heals what someone changed by hand. It never
+// every --resync-interval, which heals what someone changed by hand (the
+// masquerade table of --ip-masq included: checked on every resync). It never
 // reconciles before the first complete lease list: a restarted agent would
 // otherwise remove every remote route for a moment.
 
@@ -10,7 +11,7 @@ import { systemClock } from '../../ipam/clock.js';
 import { WeftError } from '../../ipam/errors.js';
 import type { Lease, NetworkConfig } from '../../ipam/types.js';
 import { overlayMtu, type Backend } from '../../encap/backend.js';
-import { applyMasquerade } from '../../encap/masquerade.js';
+import { MASQ_TABLE, reconcileMasquerade } from '../../encap/masquerade.js';
 import { openNetlink, type Netlink } from '../../encap/netlink/index.js';
 import { procSysctl } from '../../encap/sysctl.js';
 import { createVxlanBackend } from '../../encap/vxlan/index.js';
@@ -66,13 +67,20 @@ export class DataplaneComponent implements Component {
     return data;
   };
 
-  /** Applies (or removes) the masquerade table; a failure on the first pass with --ip-masq is fatal. */
+  /**
+   * Makes the masquerade table match --ip-masq (loaded when missing or changed, removed when
+   * disabled); a failure on the first pass with --ip-masq is fatal, later ones are logged.
+   */
   private async masquerade(cfg: NetworkConfig, first: boolean): Promise<void> {
-    await applyMasquerade({ enabled: this.o.ipMasq, network: cfg.network }).catch((e: unknown) => {
+    try {
+      const did = await reconcileMasquerade({ enabled: this.o.ipMasq, network: cfg.network });
+      if (did !== 'unchanged' && !first) this.o.log.warn({ table: MASQ_TABLE, did }, 'masquerade table differed from --ip-masq (changed by hand?); repaired');
+    } catch (e) {
       if (this.o.ipMasq && first) throw e;
-      // Disabled and nft missing or no table: nothing to remove.
-      this.o.log.debug({ err: (e as Error).message }, 'no masquerade table to remove');
-    });
+      if (this.o.ipMasq) this.o.log.error({ err: (e as Error).message }, 'cannot reconcile the masquerade table; retrying at the next resync');
+      // Disabled and nft missing: nothing to remove.
+      else this.o.log.debug({ err: (e as Error).message }, 'no masquerade table to remove');
+    }
   }
 
   async start(): Promise<void> {
@@ -83,6 +91,8 @@ export class DataplaneComponent implements Component {
       while (!this.stopping.signal.aborted) {
         await systemClock.sleep(this.o.resyncMs, this.stopping.signal);
         await this.reconcile('resync');
+        const cfg = this.o.state.get().config;
+        if (cfg !== undefined && !this.stopping.signal.aborted) await this.masquerade(cfg, false);
       }
     })();
   }

@@ -30,7 +30,9 @@
 
 extern char **environ;
 
-#define MAX_INPUT (4 << 20)
+/* The agent's request body limit (MAX_BODY in agent/api/server.ts; a test checks they are equal). */
+#define MAX_BODY (4 << 20)
+#define MAX_REPLY (4 << 20)
 
 struct buf { char *p; size_t len, cap; };
 
@@ -191,7 +193,7 @@ int main(void) {
   char chunk[65536];
   ssize_t r;
   while ((r = read(0, chunk, sizeof chunk)) > 0) {
-    if (in.len + (size_t)r > MAX_INPUT) fail(6, "network config on stdin is larger than %d bytes", MAX_INPUT);
+    if (in.len + (size_t)r > MAX_BODY) fail(6, "failed to decode network config: stdin is larger than %d bytes, the weft agent's limit", MAX_BODY);
     put(&in, chunk, (size_t)r);
   }
   if (!in.p) puts_(&in, "");
@@ -243,6 +245,9 @@ int main(void) {
   puts_(&body, "},\"stdin\":");
   put_json_string(&body, in.p, in.len);
   puts_(&body, "}");
+  /* Escaping can grow the config; the agent would refuse a body over its limit, so say it here, as a config error. */
+  if (body.len > MAX_BODY)
+    fail(6, "failed to decode network config: with the CNI_* environment it makes a %zu-byte request, over the weft agent's limit of %d bytes", body.len, MAX_BODY);
 
   struct timespec deadline;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -278,19 +283,29 @@ int main(void) {
       if (errno == EAGAIN || errno == EINTR) continue;
       unreachable("reading the weft agent's answer failed: %s", strerror(errno));
     }
-    if (resp.len + (size_t)r > MAX_INPUT) fail(999, "the weft agent's answer is larger than %d bytes", MAX_INPUT);
+    if (resp.len + (size_t)r > MAX_REPLY) fail(999, "the weft agent's answer is larger than %d bytes", MAX_REPLY);
     put(&resp, chunk, (size_t)r);
   }
   close(fd);
 
+  /*
+   * An answer cut off before its end means the agent went away mid-request
+   * (killed, restarted): the runtime's retry will reach the new one, so 11.
+   */
   char *end = resp.p ? strstr(resp.p, "\r\n\r\n") : NULL;
-  if (!end) fail(999, "the weft agent sent a malformed answer");
+  if (!end) unreachable("the weft agent at %s closed the connection before answering (did it restart?)", addr.sun_path);
   *end = 0;
+  const char *payload = end + 4;
+  size_t got = resp.len - (size_t)(payload - resp.p);
+  const char *cl = strcasestr(resp.p, "\r\nContent-Length:");
+  if (cl && (size_t)strtoull(cl + strlen("\r\nContent-Length:"), NULL, 10) > got)
+    unreachable("the weft agent at %s closed the connection in the middle of its answer (did it restart?)", addr.sun_path);
   const char *hdr = strcasestr(resp.p, "\r\nX-Weft-Exit-Code:");
+  if (!hdr && strncmp(resp.p, "HTTP/1.1 413", 12) == 0)
+    fail(6, "failed to decode network config: the weft agent refused the request as too large");
   if (!hdr) fail(999, "the weft agent's answer lacks X-Weft-Exit-Code (is the agent a different version?)");
   int code = atoi(hdr + strlen("\r\nX-Weft-Exit-Code:"));
-  const char *payload = end + 4;
-  fwrite(payload, 1, resp.len - (size_t)(payload - resp.p), stdout);
+  fwrite(payload, 1, got, stdout);
   fflush(stdout);
   return code;
 }

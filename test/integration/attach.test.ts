@@ -131,6 +131,8 @@ describe('attachments in a lab host', () => {
     await c.exec(['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'other0']);
     const before = await hostVeths(host);
     await expect(att.service.attach({ containerId: 'busy', netns: c.netnsPath })).rejects.toThrow(/attach eth0 in .*File exists/);
+    // The caller's choice of name, not the kernel's fault: CONFLICT (409), not KERNEL (500).
+    await expect(att.service.attach({ containerId: 'busy', netns: c.netnsPath })).rejects.toMatchObject({ code: 'CONFLICT' });
     expect(await hostVeths(host)).toEqual(before);
     expect(att.service.list().attachments.find((a) => a.containerId === 'busy')).toBeUndefined();
     const pool = await AddressPool.open(fileStorage(poolFile(stateDir)));

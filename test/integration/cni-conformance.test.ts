@@ -18,6 +18,7 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { versionInfo } from '../../cni-plugin/version.js';
+import { renderConflist } from '../../agent/cni-install.js';
 import { cidrContains, parseCidr, parseIp } from '../../ipam/cidr.js';
 import { assertRoot, createLab, run, UNDERLAY_GATEWAY, type Lab, type LabContainer, type LabHost } from '../lab/index.js';
 import { startAgent, weft, type WeftAgent } from '../lab/weft.js';
@@ -469,6 +470,78 @@ const CASES: Case[] = [
       expect(link?.addrs).toContain(want.ip);
       await del(p, c, { extra });
     },
+  },
+  {
+    rule: 'the conflist install-cni writes, as libcni hands it to the first plugin (old: cniVersion 1.0.0; 1.2+: 1.1.0 from cniVersions), is accepted and answered in that shape',
+    on: WEFT,
+    async run(p) {
+      const w = asWeft(p);
+      const list = JSON.parse(renderConflist({ networkName: w.network, runDir: w.runDir, withPortmap: true })) as { cniVersion: string; cniVersions: string[]; plugins: Record<string, unknown>[] };
+      expect(list.plugins[0]!['type']).toBe('weft');
+      for (const version of [list.cniVersion, list.cniVersions[list.cniVersions.length - 1]!]) {
+        const c = await container(w, `inst${version.replaceAll('.', '')}`);
+        const config = { ...list.plugins[0], cniVersion: version, name: w.network };
+        const r = await w.call({ command: 'ADD', containerId: c.id, netns: c.netns, ifname: IFNAME, args: 'IgnoreUnknown=1;K8S_POD_NAME=inst', config });
+        expect(r.code, show(r)).toBe(0);
+        const res = JSON.parse(r.stdout) as Result;
+        expect(res.cniVersion).toBe(version);
+        expect((await linkIn(c))?.addrs).toContain(containerSide(res, c).ip.address);
+        expectQuietSuccess(await w.call({ command: 'DEL', containerId: c.id, netns: c.netns, ifname: IFNAME, config }));
+      }
+    },
+  },
+  {
+    rule: 'CNI_ARGS IP= and MAC= as podman 4.3 sends them (with IgnoreUnknown=1) are honoured',
+    on: BOTH,
+    async run(p) {
+      const c = await container(p, 'argsip');
+      const [a, b, cc] = p.subnet.split('.');
+      const want = { mac: 'c2:11:22:33:44:66', ip: `${a}.${b}.${cc}.78` };
+      const args = `IgnoreUnknown=1;IP=${want.ip};MAC=${want.mac};K8S_POD_NAME=argsip`;
+      const res = await add(p, c, { args });
+      const side = containerSide(res, c);
+      expect(side.ip.address.split('/')[0]).toBe(want.ip);
+      const link = await linkIn(c);
+      expect(link?.mac).toBe(want.mac);
+      expect(link?.addrs.map((x) => x.split('/')[0])).toContain(want.ip);
+      await del(p, c, { args });
+    },
+  },
+  {
+    rule: 'code 100: a requested address another container holds, the CNI field named; nothing allocated',
+    on: WEFT,
+    async run(p) {
+      const holder = await container(p, 'iphold');
+      const held = containerSide(await add(p, holder), holder).ip.address.split('/')[0]!;
+      const c = await container(p, 'ipwant');
+      const err = expectCniError(p, await call(p, 'ADD', c, { args: `IgnoreUnknown=1;IP=${held}` }), 100);
+      expect(err.msg).toContain('CNI_ARGS IP');
+      expect(err.msg).toContain(held);
+      expect(await p.holdsAddress(c.id)).toBe(false);
+      expect(await linkIn(c)).toBeUndefined();
+      expect((await linkIn(holder))?.addrs.map((x) => x.split('/')[0])).toEqual([held]);
+      await del(p, holder);
+    },
+  },
+  { rule: 'code 7: a requested address outside the host subnet, the CNI field named', on: WEFT, run: refusedAdd(7, { args: 'IgnoreUnknown=1;IP=192.0.2.77' }, 'CNI_ARGS IP') },
+  {
+    rule: 'code 7: runtimeConfig.ips outside the host subnet, the field named',
+    on: WEFT,
+    run: refusedAdd(7, { extra: { capabilities: { ips: true }, runtimeConfig: { ips: ['192.0.2.77/24'] } } }, 'runtimeConfig.ips'),
+  },
+  {
+    rule: 'code 7: runtimeConfig.ips and CNI_ARGS IP that disagree, both named',
+    on: WEFT,
+    async run(p) {
+      const [a, b, cc] = p.subnet.split('.');
+      const extra = { capabilities: { ips: true }, runtimeConfig: { ips: [`${a}.${b}.${cc}.79/24`] } };
+      await refusedAdd(7, { extra, args: `IgnoreUnknown=1;IP=${a}.${b}.${cc}.80` }, 'runtimeConfig.ips')(p, undefined as never);
+    },
+  },
+  {
+    rule: 'code 4: a malformed CNI_ARGS MAC, named',
+    on: WEFT,
+    run: refusedAdd(4, { args: 'IgnoreUnknown=1;MAC=01:00:5e:00:00:01' }, 'MAC'),
   },
   {
     rule: 'a chain with the reference portmap and bandwidth: prevResult passes through intact; CHECK and DEL run the chain',

@@ -10,6 +10,7 @@ import { callAgent } from '../../agent/api/client.js';
 import type { Attachment, AttachmentList } from '../../agent/api/types.js';
 import { assertRoot, createLab, pollUntil, UNDERLAY_GATEWAY, type Lab, type LabContainer, type LabHost } from '../lab/index.js';
 import { startAgent, weft, type WeftAgent } from '../lab/weft.js';
+import { MASQ_TABLE } from '../../encap/masquerade.js';
 
 const ETCD = `http://${UNDERLAY_GATEWAY}:2379`;
 
@@ -134,7 +135,7 @@ describe('--ip-masq', () => {
 
   it('masquerades traffic leaving the overlay to the host address, and never traffic inside it', async () => {
     const agents = await Promise.all(
-      lab.hosts.map((h, i) => startAgent(h, { dir: join(lab.tmpDir, `m${i}`), etcd: ETCD, args: ['--iface', 'eth0', '--ip-masq'] })),
+      lab.hosts.map((h, i) => startAgent(h, { dir: join(lab.tmpDir, `m${i}`), etcd: ETCD, args: ['--iface', 'eth0', '--ip-masq', '--resync-interval', '1'] })),
     );
     await Promise.all(agents.map((a) => a.waitFor((s) => s.ready && s.leases.length === 2, 'ready')));
     const [ca, cb] = await Promise.all([lab.hosts[0]!.addContainer('ma'), lab.hosts[1]!.addContainer('mb')]);
@@ -153,6 +154,19 @@ describe('--ip-masq', () => {
     inside.kill();
     const env = await lab.hosts[0]!.exec(['cat', join(agents[0]!.runDir, 'subnet.env')]);
     expect(env.stdout).toContain('WEFT_IPMASQ=true');
+
+    // Reconciled like routes: a hand-deleted table, and a hand-flushed chain, come back at the next resync.
+    const h = lab.hosts[0]!;
+    const listed = () => h.exec(['nft', 'list', 'table', 'ip', MASQ_TABLE], { allowFail: true });
+    await h.exec(['nft', 'delete', 'table', 'ip', MASQ_TABLE]);
+    expect((await listed()).code).not.toBe(0);
+    let back = await pollUntil(listed, (r) => r.code === 0, 15_000);
+    expect(back.stdout).toContain('masquerade fully-random');
+    await h.exec(['nft', 'flush', 'chain', 'ip', MASQ_TABLE, 'postrouting']);
+    back = await pollUntil(listed, (r) => r.stdout.includes('masquerade fully-random'), 15_000);
+    expect(back.stdout).toContain('masquerade fully-random');
+    expect(back.stdout.match(/masquerade/g)).toHaveLength(1);
+    await Promise.all(agents.map((a) => a.proc.stop()));
   });
 });
 
@@ -179,9 +193,11 @@ describe('weft agent --install-cni', () => {
     await lab.etcd.etcdctl(['put', '/cni/network/config', '{"Network":"10.66.0.0/16"}']);
     await agent.ready();
     await pollUntil(() => h.exec(['test', '-f', join(confDir, '10-weft.conflist')], { allowFail: true }), (r) => r.code === 0, 10_000);
-    const conf = JSON.parse((await h.exec(['cat', join(confDir, '10-weft.conflist')])).stdout) as { name: string; plugins: { type: string; runDir: string }[] };
+    const conf = JSON.parse((await h.exec(['cat', join(confDir, '10-weft.conflist')])).stdout) as { name: string; cniVersion: string; cniVersions: string[]; plugins: { type: string; runDir: string }[] };
     expect(conf.name).toBe('weft');
-    expect(conf.plugins[0]).toEqual({ type: 'weft', runDir: agent.runDir });
+    // What podman 4.3 and containerd 1.6 accept; newer libcni picks 1.1.0 from the list.
+    expect([conf.cniVersion, conf.cniVersions]).toEqual(['1.0.0', ['1.0.0', '1.1.0']]);
+    expect(conf.plugins[0]).toEqual({ type: 'weft', runDir: agent.runDir, capabilities: { ips: true, mac: true } });
     // The installed plugin is the relay and reaches this agent: VERSION needs none, STATUS does.
     const status = await h.exec([join(binDir, 'weft')], { input: JSON.stringify({ cniVersion: '1.1.0', name: 'weft', type: 'weft', runDir: agent.runDir }), env: { CNI_COMMAND: 'STATUS', CNI_PATH: binDir }, allowFail: true });
     expect(status.code, status.stdout).toBe(0);

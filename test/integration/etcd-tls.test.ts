@@ -61,4 +61,35 @@ describe('etcd over TLS with client certificates', () => {
     expect(half.code).toBe(2);
     expect(half.stderr).toMatch(/--etcd-certfile and --etcd-keyfile go together/);
   });
+
+  it('a CA file that is not PEM, or a key that does not match its certificate, exits 2 naming the file (no stack trace)', async () => {
+    const { writeFile } = await import('node:fs/promises');
+    const notPem = join(lab.tmpDir, 'ca.txt');
+    await writeFile(notPem, 'this is not a certificate\n');
+    const badCa = await weft(lab.hosts[0]!, ['leases', '--etcd-endpoints', ETCD, '--etcd-cafile', notPem, '--etcd-certfile', certs.client.cert, '--etcd-keyfile', certs.client.key]);
+    expect(badCa.code, badCa.stderr).toBe(2);
+    expect(badCa.stderr).toContain(`--etcd-cafile ${notPem}: is not a PEM certificate`);
+    expect(badCa.stderr).not.toMatch(/\n\s+at /);
+    for (const cmd of [['leases'], ['agent', '--iface', 'eth0', '--run-dir', join(lab.tmpDir, 'mismatch-run'), '--state-dir', join(lab.tmpDir, 'mismatch-state')]]) {
+      const r = await weft(lab.hosts[0]!, [...cmd, '--etcd-endpoints', ETCD, '--etcd-cafile', certs.ca, '--etcd-certfile', certs.client.cert, '--etcd-keyfile', certs.server.key]);
+      expect(r.code, `${cmd[0]}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(`--etcd-keyfile ${certs.server.key}: does not match the certificate ${certs.client.cert}`);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
+  it('an etcd whose certificate the CA file does not verify: the agent says "TLS verification failed" in its warning', async () => {
+    const { mkdtemp } = await import('node:fs/promises');
+    const other = await makeTestCerts(await mkdtemp(join(lab.tmpDir, 'other-ca-')), { serverIp: UNDERLAY_GATEWAY });
+    const agent = await startAgent(lab.hosts[0]!, {
+      dir: join(lab.tmpDir, 'wrong-ca'),
+      etcd: ETCD,
+      args: ['--iface', 'eth0', '--etcd-cafile', other.ca, '--etcd-certfile', certs.client.cert, '--etcd-keyfile', certs.client.key],
+    });
+    try {
+      await agent.proc.waitForOutput(/"msg":"waiting for the network config: cannot reach etcd \(TLS verification failed\)"/, 20_000);
+    } finally {
+      await agent.proc.stop();
+    }
+  });
 });

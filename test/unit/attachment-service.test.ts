@@ -129,6 +129,15 @@ describe('AttachmentService', () => {
     expect(service.list().attachments[0]!.stale).toBe(true);
   });
 
+  it('a second interface in one namespace gets its address but no second default route; check agrees', async () => {
+    const { service } = await setup();
+    const first = await service.attach({ containerId: 'c1', netns: NS });
+    const second = await service.attach({ containerId: 'c1', ifname: 'eth1', netns: NS });
+    expect(first.routes).toEqual([{ dst: '0.0.0.0/0', gw: '10.42.7.1' }]);
+    expect(second).toMatchObject({ ifname: 'eth1', ip: '10.42.7.3/24', routes: [] });
+    expect((await service.check({ containerId: 'c1', ifname: 'eth1' })).ok).toBe(true);
+  });
+
   it('without a subnet lease, attach is UNAVAILABLE', async () => {
     const { service, setNetwork } = await setup();
     setNetwork(undefined);
@@ -159,7 +168,27 @@ describe('attach request validation', () => {
     expect(bad({ containerId: 'c', pid: -3 })).toBe('pid: -3 is not a process ID');
     expect(bad({ containerId: 'c', netns: NS, mac: 'zz' })).toMatch(/^mac: /);
     expect(bad({ containerId: 'c', netns: NS, mac: '01:00:5e:00:00:01' })).toMatch(/^mac: .* multicast/);
+    expect(bad({ containerId: 'c', netns: NS, mac: '00:00:00:00:00:00' })).toMatch(/^mac: .* all-zero/);
     expect(bad({ containerId: 'c', netns: NS, ip: '10.42.7' })).toMatch(/^ip: /);
+  });
+
+  it.each([
+    ['ééééééééé', 'longer than 15 bytes'],
+    ['eth%d', '"%"'],
+    ['all', 'reserves'],
+    ['default', 'reserves'],
+    ['a\u0000b', 'NUL'],
+    ['a b', 'whitespace'],
+    ['a\u001bb', 'control'],
+    ['..', '".."'],
+  ])('refuses interface name %j before the kernel sees it (%s)', (ifname, why) => {
+    expect(bad({ containerId: 'c', netns: NS, ifname })).toContain(why);
+  });
+
+  it('refuses control characters in names that are served as DNS, listed or logged', () => {
+    expect(bad({ containerId: 'c', netns: NS, name: 'web\u001b[31m' })).toMatch(/^name: .* control characters/);
+    expect(bad({ containerId: 'c', netns: NS, podNamespace: 'a\nb' })).toMatch(/^podNamespace: /);
+    expect(bad({ containerId: 'c', netns: '/run/netns/a\u0007' })).toMatch(/^netns: /);
   });
 
   it('fills defaults: eth0, /proc/PID/ns/net', () => {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WeftError } from '../../ipam/errors.js';
+import { MAX_BODY } from '../../agent/api/server.js';
 import { pluginHandlers, startPluginServer } from '../../agent/cnm/server.js';
 
 const dirs: string[] = [];
@@ -27,6 +28,19 @@ function post(socketPath: string, path: string, body?: string | Buffer, method =
     });
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+/** A body larger than the limit, on a raw socket: the server may answer and close while we still write. */
+function hugePost(socketPath: string, size: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve) => {
+    const c = connect(socketPath);
+    let text = '';
+    c.on('error', () => undefined);
+    c.setEncoding('utf8').on('data', (d: string) => (text += d));
+    c.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0), text }));
+    c.write(`POST /NetworkDriver.CreateNetwork HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\nConnection: close\r\n\r\n`);
+    c.end(Buffer.alloc(size, 0x20));
   });
 }
 
@@ -98,7 +112,7 @@ describe('Docker plugin socket', () => {
       const slow = connect(s.socket);
       await new Promise((r) => slow.once('connect', r));
       slow.write('POST /NetworkDriver.CreateNetwork HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"Netw');
-      const huge = await post(s.socket, '/NetworkDriver.CreateNetwork', Buffer.alloc(3 << 20, 0x20)).catch((e: Error) => ({ status: 0, text: e.message }));
+      const huge = await hugePost(s.socket, MAX_BODY + (1 << 20));
       // Refused (400) or the connection cut while sending: never accepted.
       expect(huge.status === 400 || huge.status === 0).toBe(true);
       expect((await post(s.socket, '/Plugin.Activate')).status).toBe(200);

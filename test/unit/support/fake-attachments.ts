@@ -14,6 +14,7 @@ export function mem(): StateStorage {
 export class FakePlumber implements Plumber {
   constructor(readonly events: string[]) {}
   readonly links = new Set<string>();
+  readonly routed = new Set<string>();
   failPlumb: Error | undefined;
   missingNetns = new Set<string>();
   async assertNetns(path: string): Promise<void> {
@@ -23,13 +24,16 @@ export class FakePlumber implements Plumber {
     this.events.push(`plumb ${spec.hostIfName} ${spec.address.ip}/${spec.address.prefixLen} gw ${spec.gateway} mtu ${spec.mtu}`);
     if (this.failPlumb) throw this.failPlumb;
     this.links.add(spec.hostIfName);
-    return { mac: spec.mac ?? '02:00:00:00:00:01' };
+    // Like the kernel: only the first interface of a namespace can add the default route.
+    const defaultRoute = !this.routed.has(spec.netnsPath);
+    this.routed.add(spec.netnsPath);
+    return { mac: spec.mac ?? '02:00:00:00:00:01', defaultRoute };
   }
   async plumbHandoff(spec: { hostIfName: string; peerName: string; mtu: number; mac?: string }) {
     this.events.push(`handoff ${spec.hostIfName} ${spec.peerName} mtu ${spec.mtu}`);
     if (this.failPlumb) throw this.failPlumb;
     this.links.add(spec.hostIfName);
-    return { mac: spec.mac ?? '02:00:00:00:00:02' };
+    return { mac: spec.mac ?? '02:00:00:00:00:02', defaultRoute: true };
   }
   async unplumb(name: string) {
     this.events.push(`unplumb ${name}`);
