@@ -65,7 +65,8 @@ export class CnmComponent implements Component {
     const ports = this.o.ports ?? nftPortPublisher();
     // Rules survive an agent restart in the kernel; applying them again makes them exactly what the records say.
     if (store.endpoints().some((e) => (e.ports?.length ?? 0) > 0)) await ports.apply(store.endpoints());
-    const handlers = pluginHandlers(ipamDriver(att), networkDriver({ attachments: att, store, ports, log: this.o.log }));
+    const boundToEndpoint = (containerId: string): boolean => store.endpoints().some((e) => e.key.containerId === containerId);
+    const handlers = pluginHandlers(ipamDriver(att, { boundToEndpoint }), networkDriver({ attachments: att, store, ports, log: this.o.log }));
     this.o.log.info({ endpoints: store.endpoints().length }, 'Docker endpoint records loaded');
     this.server = await startPluginServer(this.o.socketPath, handlers, this.o.log);
     if (this.o.names !== undefined) {

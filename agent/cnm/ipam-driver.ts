@@ -57,7 +57,15 @@ function bareIp(text: string, field: string): string {
 
 export type Handlers = Readonly<Record<string, (body: unknown) => Promise<unknown>>>;
 
-export function ipamDriver(att: AttachmentDoor, newKey: () => AttachmentKey = () => ({ containerId: `${DOCKER_KEY_PREFIX}${randomBytes(8).toString('hex')}`, ifname: DOCKER_IFNAME })): Handlers {
+export interface IpamDriverOptions {
+  /** A fresh reservation key (random by default; tests make them predictable). */
+  readonly newKey?: () => AttachmentKey;
+  /** Whether a live Docker endpoint holds this reservation key (from the endpoint records). */
+  readonly boundToEndpoint?: (containerId: string) => boolean;
+}
+
+export function ipamDriver(att: AttachmentDoor, opts: IpamDriverOptions = {}): Handlers {
+  const newKey = opts.newKey ?? (() => ({ containerId: `${DOCKER_KEY_PREFIX}${randomBytes(8).toString('hex')}`, ifname: DOCKER_IFNAME }));
   /** The current pool; a PoolID of an earlier subnet (the lease changed) is refused. */
   const current = (poolId?: string) => {
     const net = att.hostNetwork();
@@ -120,7 +128,10 @@ export function ipamDriver(att: AttachmentDoor, newKey: () => AttachmentKey = ()
       const req = parseReleaseAddress(body);
       const ip = bareIp(req.address, 'Address');
       const held = dockerReservation(att.reservations(), ip);
-      if (held !== undefined) await att.release(held);
+      // dockerd releases an address after DeleteEndpoint. A reservation still bound to a live endpoint is
+      // a newer container's, which got the address after it was freed early (the sweep frees the address
+      // of a container whose namespace is gone): releasing it would hand that address out twice.
+      if (held !== undefined && opts.boundToEndpoint?.(held.containerId) !== true) await att.release(held);
       return {};
     },
   };

@@ -33,7 +33,7 @@ async function setup(storages = { pool: mem(), att: mem(), eps: mem() }) {
   const applied: DockerEndpoint[][] = [];
   let keys = 0;
   const h: Handlers = pluginHandlers(
-    ipamDriver(service, () => ({ containerId: `docker-k${++keys}`, ifname: 'eth0' })),
+    ipamDriver(service, { newKey: () => ({ containerId: `docker-k${++keys}`, ifname: 'eth0' }), boundToEndpoint: (id) => store.endpoints().some((e) => e.key.containerId === id) }),
     networkDriver({ attachments: service, store, ports: { apply: async (e) => void applied.push([...e]) }, log }),
   );
   const call = (m: string, body?: unknown): Promise<Record<string, unknown>> => h[m]!(body) as Promise<Record<string, unknown>>;
@@ -182,6 +182,20 @@ describe('NetworkDriver', () => {
     expect(t.plumber.links.size).toBe(0);
     expect(t.service.reservations()).toEqual([]);
     expect(t.service.list().attachments).toEqual([]);
+  });
+
+  it("a late ReleaseAddress never frees the address a newer container's endpoint holds", async () => {
+    const t = await setup();
+    const { poolId } = await createNetwork(t);
+    const { address } = await startContainer(t, poolId, 'old');
+    // The old container's namespace died; its address was freed early (the sweep), then a new container got it.
+    await t.service.detach({ containerId: 'docker-k1', ifname: 'eth0' });
+    await t.call('NetworkDriver.DeleteEndpoint', { NetworkID: NID, EndpointID: 'old' });
+    const again = await startContainer(t, poolId, 'new', address.split('/')[0]);
+    expect(again.address).toBe(address);
+    // dockerd's ReleaseAddress for the old endpoint arrives only now.
+    await t.call('IpamDriver.ReleaseAddress', { PoolID: poolId, Address: address.split('/')[0] });
+    expect(t.service.reservations().map((r) => r.ip)).toEqual([address.split('/')[0]]);
   });
 
   it('refuses what it cannot serve, naming the fix', async () => {
