@@ -28,7 +28,7 @@ export interface CnmOptions {
   /** The shared attachment service (available once the attachments component started). */
   readonly attachments: () => AttachmentDoor;
   /** Readiness: the socket is served once nothing is missing. */
-  readonly state: Pick<NodeState, 'subscribe' | 'notReady'>;
+  readonly state: Pick<NodeState, 'subscribe' | 'notReady' | 'addStatus'>;
   /** Reports a failure to serve (the agent stops), as components do for background work. */
   readonly fail: (e: unknown) => void;
   readonly log: Logger;
@@ -46,10 +46,17 @@ export class CnmComponent implements Component {
   private watcher: DockerNames | undefined;
   private unsubscribe: (() => void) | undefined;
   private serving: Promise<void> | undefined;
+  private store: EndpointStore | undefined;
 
   constructor(private readonly o: CnmOptions) {}
 
   async start(): Promise<void> {
+    this.o.state.addStatus('docker', () => ({
+      socket: this.o.socketPath,
+      serving: this.server !== undefined,
+      endpoints: this.store?.endpoints().length ?? 0,
+      ...(this.watcher ? { dockerApi: this.watcher.connected ? 'connected' : 'waiting for dockerd' } : {}),
+    }));
     const tryServe = (): void => {
       if (this.serving !== undefined || this.o.state.notReady().length > 0) return;
       this.unsubscribe?.();
@@ -61,6 +68,7 @@ export class CnmComponent implements Component {
 
   private async serve(): Promise<void> {
     const store = await EndpointStore.openDir(this.o.stateDir);
+    this.store = store;
     const att = this.o.attachments();
     const ports = this.o.ports ?? nftPortPublisher();
     // Rules survive an agent restart in the kernel; applying them again makes them exactly what the records say.

@@ -103,6 +103,7 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
     const [s1, s2] = await Promise.all(agents.map((a) => a.status()));
     expect(ipA.split('.').slice(0, 3).join('.')).toBe(s1!.subnet!.split('.').slice(0, 3).join('.'));
     expect(ipB.split('.').slice(0, 3).join('.')).toBe(s2!.subnet!.split('.').slice(0, 3).join('.'));
+    expect(s1).toMatchObject({ docker: { serving: true, endpoints: 1, dockerApi: 'connected' } });
     const [att] = await attachments(agents[0]!);
     expect(att).toMatchObject({ ip: `${ipA}/24`, containerId: expect.stringMatching(/^docker-/), netns: expect.stringContaining(join('docker-h1', 'exec', 'netns')) });
     expect(await vethsOnBridge(hosts()[0])).toContain(att!.hostIfName);
