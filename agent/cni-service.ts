@@ -2,11 +2,14 @@
 // every call and shapes every result; this adapter only translates its typed
 // requests into attach/detach/check calls and the attachment back into CNI's
 // internal result. CNI attachments carry their network name, so a runtime's
-// GC frees only what it attached through that network, never `weft attach`'s.
+// GC frees only what it attached through that network, never `weft attach`'s;
+// it also frees reservations that have no record at all (an attach cut short by
+// a killed agent), which belong to no network yet.
 
 import { CniError, CniErrorCode, type AddRequest, type AttachmentService as CniService, type CheckRequest, type DelRequest, type Dns, type GcAttachment, type InternalResult, type NetworkSettings, type ServiceStatus } from '../cni-plugin/index.js';
 import { WeftError, isWeftError } from '../ipam/errors.js';
 import type { AttachmentService } from './attachments/service.js';
+import { keyString } from './attachments/store.js';
 import type { Attachment } from './api/types.js';
 
 export interface CniServiceOptions {
@@ -84,9 +87,18 @@ export function cniService(o: CniServiceOptions): CniService {
     },
 
     async gc(valid: GcAttachment[], networkName: string, _settings: NetworkSettings): Promise<void> {
-      const keep = new Set(valid.map((v) => `${v.containerId}\u0000${v.ifname}`));
-      const stale = o.attachments.list().attachments.filter((a) => a.network === networkName && !keep.has(`${a.containerId}\u0000${a.ifname}`));
-      for (const a of stale) await o.attachments.detach({ containerId: a.containerId, ifname: a.ifname });
+      const keep = new Set(valid.map(keyString));
+      const service = o.attachments;
+      const recorded = service.list().attachments;
+      const stale = recorded.filter((a) => a.network === networkName && !keep.has(keyString(a)));
+      // Each is re-checked under its key's lock: an ADD that ran since (a retry) is never undone.
+      for (const a of stale) await service.detachIf(a, (rec) => rec?.createdAt === a.createdAt, `CNI GC of network ${networkName}`);
+      // A reservation without a record is an attach cut short (agent killed): no network owns it yet.
+      const has = new Set([...recorded.map(keyString), ...service.inFlight().map(keyString)]);
+      const orphans = service.reservations().filter((x) => !has.has(keyString(x)) && !keep.has(keyString(x)) && !service.isRuntimeManaged(x));
+      for (const r of orphans) {
+        await service.detachIf(r, (rec, res) => rec === undefined && res?.reservedAt === r.reservedAt, `CNI GC: reservation of ${r.ip} has no attachment record`);
+      }
     },
 
     async status(): Promise<ServiceStatus> {

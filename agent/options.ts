@@ -41,7 +41,7 @@ export const agentFlags: readonly FlagSpec[] = [
   { name: 'healthz-listen', type: 'string', default: '127.0.0.1:8471', help: 'address:port of /healthz and /readyz; empty disables' },
   { name: 'lease-ttl', type: 'int', default: 86400, min: 5, max: 9_000_000_000, help: 'TTL in seconds of the etcd lease that keeps the subnet (kept alive while the agent runs)' },
   { name: 'watch-check-interval', type: 'int', default: 30, min: 1, max: 3600, help: 'seconds between checks that the lease watch is still delivering' },
-  { name: 'resync-interval', type: 'int', default: 30, min: 1, max: 86400, help: 'seconds between full data-plane reconciles, which heal hand-made changes (a deleted route comes back)' },
+  { name: 'resync-interval', type: 'int', default: 30, min: 1, max: 86400, help: 'seconds between full data-plane reconciles, which heal hand-made changes (a deleted route comes back), and attachment sweeps, which free what no runtime deleted' },
   { name: 'ip-masq', type: 'bool', default: false, help: 'masquerade traffic leaving the overlay network with nftables (table ip weft_masq); traffic inside it keeps its source' },
   { name: 'release-on-exit', type: 'bool', default: false, help: 'give the subnet back on SIGTERM/SIGINT instead of keeping it for the restart' },
   { name: 'key-file', type: 'string', help: 'base64 keys of 32 bytes, one per line (`weft keygen`): the first seals, all open; re-read when it changes. Default: the cluster key in etcd at <prefix>/cluster-key' },

@@ -30,6 +30,13 @@ export function hostIfNameFor(containerId: string, ifname: string): string {
   return `vw${createHash('sha256').update(`${containerId}\0${ifname}`).digest('hex').slice(0, 12)}`;
 }
 
+const HOST_IF_NAME = /^vw[0-9a-f]{12}$/;
+
+/** Whether a link name is one hostIfNameFor makes: the only links the agent's sweep may delete. */
+export function isHostIfName(name: string): boolean {
+  return HOST_IF_NAME.test(name);
+}
+
 /** Fails with NOT_FOUND / INVALID_ARGUMENT unless `path` is a network namespace. */
 export async function assertNetns(path: string): Promise<void> {
   let type: number;

@@ -23,6 +23,8 @@ need=(
   "podman podman"
   "/usr/sbin/runc runc"
   "/usr/sbin/dockerd docker.io"
+  "containerd containerd"
+  "iptables iptables"
   "/var/lib/dpkg/info/busybox-static.list busybox-static"
   "python3 python3"
   "make make"

@@ -5,16 +5,17 @@
 //   POST /v1/attach       AttachRequest  → Attachment
 //   POST /v1/detach       DetachRequest  → DetachReply   (idempotent)
 //   POST /v1/check        DetachRequest  → CheckReply    (NOT_FOUND when unknown)
-//   GET  /v1/attachments                 → AttachmentList
+//   GET  /v1/attachments                 → AttachmentList (dead ones marked stale)
 
 import type { AttachmentService } from '../attachments/service.js';
+import { type SweepKernel, listWithLiveness } from '../attachments/sweep.js';
 import type { Routes } from './server.js';
 
-export function attachmentRoutes(service: AttachmentService): Routes {
+export function attachmentRoutes(service: AttachmentService, kernel: SweepKernel): Routes {
   return {
     'POST /v1/attach': (body) => service.attach(body),
     'POST /v1/detach': (body) => service.detach(body),
     'POST /v1/check': (body) => service.check(body),
-    'GET /v1/attachments': async () => service.list(),
+    'GET /v1/attachments': () => listWithLiveness(service, kernel),
   };
 }

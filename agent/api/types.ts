@@ -83,8 +83,13 @@ export interface CheckReply {
 }
 
 export interface ListedAttachment extends Attachment {
-  /** Its address belongs to a subnet this host no longer holds (lease lost): detach and attach again. */
+  /**
+   * Its address belongs to a subnet this host no longer holds (lease lost: detach and attach
+   * again), or a part of it is gone (see `gone`: the agent's next sweep frees it).
+   */
   readonly stale: boolean;
+  /** What of it is gone (its network namespace, its host veth), when anything is. */
+  readonly gone?: ('netns' | 'veth')[];
 }
 
 export interface AttachmentList {

@@ -87,8 +87,9 @@ export type AttachmentListener = (ev: AttachmentEvent) => void;
 
 export class AttachmentService {
   private readonly bridge: string;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new Map<string, { readonly key: AttachmentKey; readonly tail: Promise<unknown> }>();
   private readonly listeners = new Set<AttachmentListener>();
+  private readonly managedPrefixes = new Set<string>();
 
   constructor(private readonly o: AttachmentServiceOptions) {
     this.bridge = o.bridge ?? DEFAULT_BRIDGE;
@@ -114,14 +115,43 @@ export class AttachmentService {
   /** Runs fn after every earlier operation on the same key; the map holds only keys in use. */
   private withKey<T>(k: AttachmentKey, fn: () => Promise<T>): Promise<T> {
     const id = keyString(k);
-    const prev = this.locks.get(id) ?? Promise.resolve();
+    const prev = this.locks.get(id)?.tail ?? Promise.resolve();
     const run = prev.then(fn, fn);
     const tail = run.catch(() => undefined);
-    this.locks.set(id, tail);
+    this.locks.set(id, { key: { containerId: k.containerId, ifname: k.ifname }, tail });
     void tail.then(() => {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
+      if (this.locks.get(id)?.tail === tail) this.locks.delete(id);
     });
     return run;
+  }
+
+  /** Keys with an operation queued or in flight: what the sweep must not touch. */
+  inFlight(): AttachmentKey[] {
+    return [...this.locks.values()].map((l) => l.key);
+  }
+
+  /** Every address reservation, with or without a record (for the sweep). */
+  reservations(): Reservation[] {
+    return this.o.pool.list(undefined);
+  }
+
+  /**
+   * Keys under this containerId prefix belong to a runtime that manages them itself (Docker: its
+   * IPAM holds addresses without records from RequestAddress to ReleaseAddress, and its sandbox
+   * paths live in dockerd's mount namespace). Neither the sweep nor CNI GC takes their record-less
+   * reservations for leftovers, and the sweep frees their attachments only when the veth is gone.
+   */
+  runtimeManaged(containerIdPrefix: string): void {
+    this.managedPrefixes.add(containerIdPrefix);
+  }
+
+  runtimeManagedPrefixes(): string[] {
+    return [...this.managedPrefixes];
+  }
+
+  /** Whether a key belongs to a runtime that manages it itself (see runtimeManaged). */
+  isRuntimeManaged(k: AttachmentKey): boolean {
+    return this.runtimeManagedPrefixes().some((p) => k.containerId.startsWith(p));
   }
 
   private requireNetwork(): HostNetwork {
@@ -215,15 +245,43 @@ export class AttachmentService {
   /** `keepAddress`: for Docker's Leave, whose address its IPAM releases later (not an API option). */
   detach(body: unknown, opts: { keepAddress?: boolean } = {}): Promise<DetachReply> {
     const key = parseDetachRequest(body);
+    return this.withKey(key, () => this.detachLocked(key, opts));
+  }
+
+  /**
+   * For the sweep and CNI GC: detaches `key` only if `still(record, reservation)` holds under the
+   * key's lock, so an attach that ran since the caller looked is never undone. undefined when skipped.
+   */
+  detachIf(key: AttachmentKey, still: (record: Attachment | undefined, reservation: Reservation | undefined) => boolean, why: string): Promise<DetachReply | undefined> {
     return this.withKey(key, async () => {
-      const released = opts.keepAddress === true ? undefined : await this.o.pool.release(key);
-      const record = this.o.store.get(key);
-      const deleted = await this.o.plumber.unplumb(record?.hostIfName ?? hostIfNameFor(key.containerId, key.ifname));
-      await this.o.store.delete(key);
-      if (record !== undefined) this.emit({ kind: 'detached', attachment: record });
-      this.o.log.info({ ...key, released: released?.ip, vethDeleted: deleted }, record || released ? 'detached' : 'detach: nothing attached');
-      return { ...key, ...(released ? { released: released.ip } : {}) };
+      if (!still(this.o.store.get(key), this.o.pool.get(key))) return undefined;
+      this.o.log.info({ ...key, why }, 'freeing a leftover attachment');
+      // A runtime-managed key's address is the runtime's to release (Docker's IPAM ReleaseAddress).
+      return this.detachLocked(key, { keepAddress: this.isRuntimeManaged(key) });
     });
+  }
+
+  private async detachLocked(key: AttachmentKey, opts: { keepAddress?: boolean } = {}): Promise<DetachReply> {
+    const released = opts.keepAddress === true ? undefined : await this.o.pool.release(key);
+    const record = this.o.store.get(key);
+    const deleted = await this.o.plumber.unplumb(record?.hostIfName ?? hostIfNameFor(key.containerId, key.ifname));
+    await this.o.store.delete(key);
+    if (record !== undefined) this.emit({ kind: 'detached', attachment: record });
+    this.o.log.info({ ...key, released: released?.ip, vethDeleted: deleted }, record || released ? 'detached' : 'detach: nothing attached');
+    return { ...key, ...(released ? { released: released.ip } : {}) };
+  }
+
+  /**
+   * Deletes a weft veth that no record, reservation or operation in flight owns (the sweep's last
+   * kind of leftover). Checked here, synchronously before the delete is sent, because the owner
+   * of a hashed name cannot be locked by key. False when it is owned or was already gone.
+   */
+  async deleteStrayVeth(name: string): Promise<boolean> {
+    const owners = [...this.o.store.list(), ...this.reservations(), ...this.inFlight()];
+    if (owners.some((k) => hostIfNameFor(k.containerId, k.ifname) === name) || this.o.store.list().some((a) => a.hostIfName === name)) return false;
+    const deleted = await this.o.plumber.unplumb(name);
+    if (deleted) this.o.log.info({ hostIfName: name }, 'deleted a veth that no attachment owns');
+    return deleted;
   }
 
   check(body: unknown): Promise<CheckReply> {
@@ -264,11 +322,6 @@ export class AttachmentService {
   /** Gives `key`'s address back (Docker's IPAM ReleaseAddress); idempotent. */
   release(key: AttachmentKey): Promise<Reservation | undefined> {
     return this.withKey(key, () => this.o.pool.release(key));
-  }
-
-  /** Every address reservation, with or without a record (for the sweep). */
-  reservations(): Reservation[] {
-    return this.o.pool.list(undefined);
   }
 
   list(): AttachmentList {

@@ -9,11 +9,12 @@
 import type { Logger } from 'pino';
 import { AddressPool, fileStorage, poolFile } from '../../ipam/address-pool.js';
 import { openNetlink, type Netlink } from '../../encap/netlink/index.js';
-import { assertForeignNetns, assertNetns, hostNamespaces, inspect, plumb, plumbHandoff, unplumb } from '../../encap/plumb.js';
+import { assertForeignNetns, assertNetns, hostNamespaces, inspect, isHostIfName, plumb, plumbHandoff, unplumb } from '../../encap/plumb.js';
 import { attachmentRoutes } from '../api/attachment-routes.js';
 import type { Routes } from '../api/server.js';
 import { AttachmentService, type HostNetwork, type Plumber } from './service.js';
 import { AttachmentStore } from './store.js';
+import { type SweepKernel, netnsGone } from './sweep.js';
 
 export interface StartAttachmentsOptions {
   readonly stateDir: string;
@@ -29,6 +30,8 @@ export interface StartAttachmentsOptions {
 export interface Attachments {
   readonly routes: Routes;
   readonly service: AttachmentService;
+  /** What the sweep (and `weft ps`) read from the host: namespaces and weft's veths. */
+  readonly sweepKernel: SweepKernel;
   close(): void;
 }
 
@@ -51,10 +54,19 @@ export function netlinkPlumber(hostNetlink: Netlink, hostNetnsPath?: string): Pl
   };
 }
 
+/** The sweep's view of the host, over the same netlink socket. */
+export function netlinkSweepKernel(hostNetlink: Netlink): SweepKernel {
+  return {
+    netnsGone,
+    weftVeths: async () => new Set((await hostNetlink.listLinks()).filter((l) => l.kind === 'veth' && isHostIfName(l.name)).map((l) => l.name)),
+  };
+}
+
 export async function startAttachments(o: StartAttachmentsOptions): Promise<Attachments> {
   const [pool, store] = await Promise.all([AddressPool.open(fileStorage(poolFile(o.stateDir))), AttachmentStore.openDir(o.stateDir)]);
   const hostNetlink = await openNetlink(o.netnsPath === undefined ? {} : { netnsPath: o.netnsPath });
   const service = new AttachmentService({ pool, store, plumber: netlinkPlumber(hostNetlink, o.netnsPath), network: o.network, bridge: o.bridge, log: o.log });
   o.log.info({ attachments: store.list().length, reservations: pool.list(undefined).length }, 'attachment state loaded');
-  return { routes: attachmentRoutes(service), service, close: () => hostNetlink.close() };
+  const sweepKernel = netlinkSweepKernel(hostNetlink);
+  return { routes: attachmentRoutes(service, sweepKernel), service, sweepKernel, close: () => hostNetlink.close() };
 }

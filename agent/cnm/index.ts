@@ -12,7 +12,7 @@ import type { NodeState } from '../core/node-state.js';
 import { dockerSocketApi, type DockerApi } from './docker-api.js';
 import { DockerNames, type NameRegistry } from './docker-names.js';
 import { EndpointStore } from './endpoint-store.js';
-import { type AttachmentDoor, ipamDriver } from './ipam-driver.js';
+import { type AttachmentDoor, DOCKER_KEY_PREFIX, ipamDriver } from './ipam-driver.js';
 import { networkDriver } from './network-driver.js';
 import { nftPortPublisher, type PortPublisher } from './port-rules.js';
 import { pluginHandlers, startPluginServer } from './server.js';
@@ -51,6 +51,9 @@ export class CnmComponent implements Component {
   constructor(private readonly o: CnmOptions) {}
 
   async start(): Promise<void> {
+    // Docker's keys hold addresses without records (IPAM) and sandbox paths in dockerd's mount namespace:
+    // the sweep and CNI GC leave them to dockerd (see AttachmentService.runtimeManaged).
+    this.o.attachments().runtimeManaged(DOCKER_KEY_PREFIX);
     this.o.state.addStatus('docker', () => ({
       socket: this.o.socketPath,
       serving: this.server !== undefined,

@@ -27,7 +27,7 @@ import type { AttachmentKey } from '../attachments/validate.js';
 import { ADDRESS_SPACE, asObject, parseReleaseAddress, parseRequestAddress, parseRequestPool, required } from './protocol.js';
 
 /** What the Docker plugin uses of the attachment service (a fake in unit tests). */
-export type AttachmentDoor = Pick<AttachmentService, 'attach' | 'detach' | 'hostNetwork' | 'reserve' | 'release' | 'reservations'>;
+export type AttachmentDoor = Pick<AttachmentService, 'attach' | 'detach' | 'hostNetwork' | 'reserve' | 'release' | 'reservations' | 'runtimeManaged'>;
 
 /** Reservations made for Docker carry this prefix, so they are told apart from CNI's and `weft attach`'s. */
 export const DOCKER_KEY_PREFIX = 'docker-';

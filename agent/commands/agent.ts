@@ -5,7 +5,8 @@
 // subnet), encap/ (which kernel objects) or cni-plugin/ (the CNI rules), and
 // every fact the agent knows lives in one NodeState.
 //
-//   underlay → attachments → API socket → health → network config → backend
+//   underlay → attachments → first attachment sweep (then every
+//   --resync-interval) → API socket → health → network config → backend
 //   (VTEP MAC, MTU) → subnet lease → subnet.env → first complete lease list →
 //   data-plane reconcile (then on every lease change and every
 //   --resync-interval) → ready → install-cni, Docker plugin socket
@@ -16,6 +17,7 @@
 import type { Logger } from 'pino';
 import { createEtcdClient } from '../../ipam/etcd-client.js';
 import { EtcdSubnetRegistry } from '../../ipam/etcd-registry.js';
+import { systemClock } from '../../ipam/clock.js';
 import { cniRoute } from '../api/cni-route.js';
 import { cniInstallOptionsFrom } from '../cni-install.js';
 import { cniService } from '../cni-service.js';
@@ -31,6 +33,7 @@ import { LeasesComponent } from '../components/leases.js';
 import { SubnetEnvComponent } from '../components/subnet-env.js';
 import { CnmComponent } from '../cnm/index.js';
 import { recordStoreNames } from '../cnm/dns-registry.js';
+import { SweepComponent } from '../components/sweep.js';
 import { NodeState } from '../core/node-state.js';
 import type { FlagValues } from '../flags.js';
 import { detectUnderlay } from '../host-info.js';
@@ -70,6 +73,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   const dataplane = new DataplaneComponent({ state, ipMasq, resyncMs: (v['resync-interval'] as number) * 1000, log: logFor('dataplane'), logFor });
   leases.addLeaseData(dataplane.leaseData);
   const attachments = new AttachmentsComponent(stateDir, state, logFor('attach'));
+  const sweep = new SweepComponent(attachments, state, systemClock, (v['resync-interval'] as number) * 1000, logFor('sweep'));
   const api = new ApiComponent(runDir, state, logFor('api'));
   const health = new HealthComponent(v['healthz-listen'] as string, state, logFor('health'));
   // The DNS records of the cluster; gossip carries them (the store is its delegate), the DNS component serves them.
@@ -92,19 +96,26 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   api.addRoutes(() => ({ 'POST /v1/cni': cniRoute(cniService({ attachments: attachments.service, notReady: () => state.notReady(), mtu: () => state.get().mtu, dns: (a) => dns.clientDns(a.gateway) })) }));
 
   const cnmSocket = v['cnm-socket'] as string;
+  // Docker's plugin: marks Docker's keys as runtime-managed as soon as it starts (before the first sweep),
+  // serves its socket once the node is ready.
+  const docker =
+    cnmSocket === ''
+      ? undefined
+      : new CnmComponent({ socketPath: cnmSocket, stateDir, attachments: () => attachments.service, state, fail: agent.fail, dockerSocket: v['docker-socket'] as string, names: recordStoreNames(records, logFor('docker')), log: logFor('docker') });
 
   // Start order: the API socket early (a second agent on this run dir fails before touching the
   // kernel), then the parts that wait for etcd in the background; the data plane listens before
   // leases arrive.
   return agent.run([
     attachments,
+    ...(docker ? [docker] : []),
     dns,
+    sweep,
     api,
     health,
     subnetEnv,
     dataplane,
     leases,
     ...(v['install-cni'] === true ? [new CniInstallComponent(cniInstallOptionsFrom(v), state, logFor('install-cni'), agent.fail)] : []),
-    ...(cnmSocket !== '' ? [new CnmComponent({ socketPath: cnmSocket, stateDir, attachments: () => attachments.service, state, fail: agent.fail, dockerSocket: v['docker-socket'] as string, names: recordStoreNames(records, logFor('docker')), log: logFor('docker') })] : []),
   ]);
 }

@@ -10,7 +10,7 @@
 import { formatTable } from '../table.js';
 import { WeftError } from '../../ipam/errors.js';
 import { callAgent } from '../api/client.js';
-import type { Attachment, AttachmentList, DetachReply } from '../api/types.js';
+import type { Attachment, AttachmentList, DetachReply, ListedAttachment } from '../api/types.js';
 import { DEFAULT_IFNAME, defaultContainerId } from '../attachments/validate.js';
 import { EXIT } from '../exit-codes.js';
 import type { FlagSpec, FlagValues } from '../flags.js';
@@ -54,9 +54,16 @@ function noPositional(positional: string[], usage: string): void {
   if (positional.length > 0) throw new WeftError('INVALID_ARGUMENT', `unexpected argument "${positional[0]}" (usage: ${usage})`);
 }
 
+/** Why an attachment is stale, for the STALE column ("-" when it is not). */
+function staleText(a: ListedAttachment): string {
+  if (!a.stale) return '-';
+  if (a.gone?.length) return a.gone.map((g) => `${g} gone`).join(',');
+  return 'old subnet';
+}
+
 export function psTable(list: AttachmentList): string {
-  const header = ['CONTAINER-ID', 'IFNAME', 'NAME', 'IP', 'MAC', 'HOST-IF', 'NETNS'];
-  const rows = list.attachments.map((a) => [a.containerId, a.ifname, a.name ?? '-', a.stale ? `${a.ip} (stale)` : a.ip, a.mac, a.hostIfName, a.netns]);
+  const header = ['CONTAINER-ID', 'IFNAME', 'NAME', 'IP', 'MAC', 'HOST-IF', 'NETNS', 'STALE'];
+  const rows = list.attachments.map((a) => [a.containerId, a.ifname, a.name ?? '-', a.ip, a.mac, a.hostIfName, a.netns, staleText(a)]);
   return formatTable(header, rows);
 }
 

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Component } from '../core/component.js';
 import type { NodeState } from '../core/node-state.js';
 import type { AttachmentService } from '../attachments/service.js';
+import type { SweepKernel } from '../attachments/sweep.js';
 import { startAttachments, type Attachments } from '../attachments/wire.js';
 import type { Routes } from '../api/server.js';
 
@@ -34,6 +35,11 @@ export class AttachmentsComponent implements Component {
 
   get routes(): Routes {
     return this.ready.routes;
+  }
+
+  /** The host as the attachment sweep reads it. */
+  get sweepKernel(): SweepKernel {
+    return this.ready.sweepKernel;
   }
 
   async stop(): Promise<void> {

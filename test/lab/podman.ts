@@ -100,6 +100,10 @@ export interface RunOptions {
   readonly cmd: readonly string[];
   readonly capAdd?: readonly string[];
   readonly image?: string;
+  /** `--ip`: the address asked for (podman 4.3 sends it as IP= in CNI_ARGS). */
+  readonly ip?: string;
+  /** `-p` mappings ("8080:80"), carried out by a chained portmap. */
+  readonly publish?: readonly string[];
 }
 
 /** One host's podman; every call goes through the host's holder. */
@@ -204,7 +208,13 @@ export class PodmanHost {
   /** `podman run -d`; returns the container id. Records the container's PID for teardown. */
   async run(o: RunOptions, opts: ExecOptions = {}): Promise<string> {
     const r = await this.podman(
-      ['run', '-d', '--name', o.name, '--network', o.network, '--cgroup-parent', this.cgroupParent, ...(o.capAdd ?? []).flatMap((c) => ['--cap-add', c]), o.image ?? BUSYBOX_IMAGE, ...o.cmd],
+      [
+        'run', '-d', '--name', o.name, '--network', o.network, '--cgroup-parent', this.cgroupParent,
+        ...(o.capAdd ?? []).flatMap((c) => ['--cap-add', c]),
+        ...(o.ip ? ['--ip', o.ip] : []),
+        ...(o.publish ?? []).flatMap((p) => ['-p', p]),
+        o.image ?? BUSYBOX_IMAGE, ...o.cmd,
+      ],
       opts,
     );
     const id = r.stdout.trim().split('\n').pop() ?? '';
@@ -331,10 +341,15 @@ export async function removeCgroupTree(name: string): Promise<string[]> {
 }
 
 /** Removes the podman cgroups of lab runs whose owning process is gone (a crashed earlier run). */
-export async function cleanupPodmanLeftovers(): Promise<string[]> {
+export function cleanupPodmanLeftovers(): Promise<string[]> {
+  return cleanupLabCgroups('-podman');
+}
+
+/** Removes the lab cgroups named `<lab host><suffix>` whose owning test process is gone. */
+export async function cleanupLabCgroups(suffix: string): Promise<string[]> {
   const removed: string[] = [];
   for (const h of cgroupHierarchies()) {
-    const names = (await readdir(h).catch(() => [] as string[])).filter((n) => n.startsWith(LAB_PREFIX) && n.endsWith('-podman'));
+    const names = (await readdir(h).catch(() => [] as string[])).filter((n) => n.startsWith(LAB_PREFIX) && n.endsWith(suffix));
     for (const n of names) {
       const pid = ownerPid(n);
       if (pid === undefined || pid === process.pid || isPidAlive(pid)) continue;

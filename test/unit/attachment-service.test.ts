@@ -3,35 +3,12 @@
 // attach, and request validation. The pool and store are the real ones over
 // in-memory storage.
 
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { AddressPool } from '../../ipam/address-pool.js';
 import { parseCidr } from '../../ipam/cidr.js';
 import { WeftError, isWeftError } from '../../ipam/errors.js';
-import { AttachmentService, type HostNetwork } from '../../agent/attachments/service.js';
-import { AttachmentStore } from '../../agent/attachments/store.js';
 import { defaultContainerId, parseAttachRequest } from '../../agent/attachments/validate.js';
 import { hostIfNameFor } from '../../encap/plumb.js';
-import { FakePlumber, mem } from './support/fake-attachments.js';
-
-const NET: HostNetwork = { subnet: parseCidr('10.42.7.0/24'), mtu: 1450 };
-const NS = '/run/netns/c1';
-
-async function setup() {
-  const poolStorage = mem();
-  const events: string[] = [];
-  const write = poolStorage.write;
-  poolStorage.write = async (t) => {
-    events.push(`pool write ${(JSON.parse(t) as { reservations: unknown[] }).reservations.length}`);
-    await write(t);
-  };
-  const pool = await AddressPool.open(poolStorage);
-  const store = await AttachmentStore.open(mem());
-  const plumber = new FakePlumber(events);
-  let net: HostNetwork | undefined = NET;
-  const service = new AttachmentService({ pool, store, plumber, network: () => net, log: pino({ level: 'silent' }) });
-  return { service, pool, store, plumber, events, setNetwork: (n: HostNetwork | undefined) => (net = n) };
-}
+import { NET, NS, setup } from './support/attachment-fakes.js';
 
 async function rejection(p: Promise<unknown>): Promise<WeftError> {
   try {

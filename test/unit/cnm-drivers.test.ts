@@ -16,7 +16,7 @@ import { macForAddress, networkDriver } from '../../agent/cnm/network-driver.js'
 import { portRules, portsScript } from '../../agent/cnm/port-rules.js';
 import { pluginHandlers } from '../../agent/cnm/server.js';
 import { handoffIfNameFor, hostIfNameFor } from '../../encap/plumb.js';
-import { FakePlumber, mem } from './support/fake-attachments.js';
+import { FakePlumber, mem } from './support/attachment-fakes.js';
 
 const NET: HostNetwork = { subnet: parseCidr('10.42.7.0/24'), mtu: 1450 };
 const NID = 'a'.repeat(64);

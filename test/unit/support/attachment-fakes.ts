@@ -1,10 +1,16 @@
-// Fakes for the attachment service's sides: state files in memory and a
-// kernel that records what it was asked to do. Shared by the attachment
-// service's tests and the Docker plugin's, which drive the real service.
+// The attachment service over a fake kernel, for unit tests: the real pool and
+// store over in-memory storage, a plumber that records what it was asked to do
+// and keeps a set of "links", and an event log showing the order of writes.
 
+import { pino } from 'pino';
+import { AddressPool, type StateStorage } from '../../../ipam/address-pool.js';
+import { parseCidr } from '../../../ipam/cidr.js';
 import { WeftError } from '../../../ipam/errors.js';
-import type { StateStorage } from '../../../ipam/address-pool.js';
-import type { Plumber, PlumbRequest } from '../../../agent/attachments/service.js';
+import { AttachmentService, type HostNetwork, type Plumber, type PlumbRequest } from '../../../agent/attachments/service.js';
+import { AttachmentStore } from '../../../agent/attachments/store.js';
+
+export const NET: HostNetwork = { subnet: parseCidr('10.42.7.0/24'), mtu: 1450 };
+export const NS = '/run/netns/c1';
 
 export function mem(): StateStorage {
   let text: string | undefined;
@@ -42,5 +48,21 @@ export class FakePlumber implements Plumber {
   async inspect(spec: Omit<PlumbRequest, 'mac'>) {
     return this.links.has(spec.hostIfName) ? [] : [`host end ${spec.hostIfName}`];
   }
+}
+
+export async function setup(now?: () => Date) {
+  const poolStorage = mem();
+  const events: string[] = [];
+  const write = poolStorage.write;
+  poolStorage.write = async (t) => {
+    events.push(`pool write ${(JSON.parse(t) as { reservations: unknown[] }).reservations.length}`);
+    await write(t);
+  };
+  const pool = await AddressPool.open(poolStorage, now);
+  const store = await AttachmentStore.open(mem());
+  const plumber = new FakePlumber(events);
+  let net: HostNetwork | undefined = NET;
+  const service = new AttachmentService({ pool, store, plumber, network: () => net, log: pino({ level: 'silent' }), ...(now ? { now } : {}) });
+  return { service, pool, store, plumber, events, setNetwork: (n: HostNetwork | undefined) => (net = n) };
 }
 
