@@ -36,7 +36,8 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
   const agentOpts = (i: number) => ({
     dir: join(lab!.tmpDir, `agent-h${i + 1}`),
     etcd: ETCD,
-    args: ['--iface', 'eth0', '--cnm-socket', cnmSocket(i), '--docker-socket', join(lab!.tmpDir, `docker-h${i + 1}`, 'docker.sock')],
+    // A sweep every 2 s (--resync-interval) runs through every Docker step here: it must leave Docker's attachments alone.
+    args: ['--iface', 'eth0', '--resync-interval', '2', '--cnm-socket', cnmSocket(i), '--docker-socket', join(lab!.tmpDir, `docker-h${i + 1}`, 'docker.sock')],
   });
 
   const attachments = async (a: WeftAgent): Promise<AttachmentList['attachments']> => (await callAgent<AttachmentList>(a.runDir, 'GET', '/v1/attachments')).attachments;
@@ -98,7 +99,7 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
   it('containers on two hosts reach each other by IP; the address comes from the host lease, the veth hangs on weft0', async () => {
     const [d1, d2] = dockers as [DockerHost, DockerHost];
     await d1.cli(['run', '-d', '--name', 'alpha', '--network', 'net1', DOCKER_IMAGE, 'sleep', '3600']);
-    await d2.cli(['run', '-d', '--name', 'beta', '--network', 'net1', DOCKER_IMAGE, 'sleep', '3600']);
+    await d2.cli(['run', '-d', '--name', 'beta', '--network', 'net1', '--network-alias', 'bee', DOCKER_IMAGE, 'sleep', '3600']);
     const [ipA, ipB] = [await ipOf(d1, 'alpha'), await ipOf(d2, 'beta')];
     const [s1, s2] = await Promise.all(agents.map((a) => a.status()));
     expect(ipA.split('.').slice(0, 3).join('.')).toBe(s1!.subnet!.split('.').slice(0, 3).join('.'));
@@ -117,6 +118,7 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
     // Names. weft's DNS on each host answers its Docker containers (read from the Docker API)...
     expect((await pollUntil(() => dig(0, 'alpha'), (r) => r.stdout.trim() === ipA, 10_000, 200)).stdout.trim()).toBe(ipA);
     expect((await pollUntil(() => dig(1, 'beta'), (r) => r.stdout.trim() === ipB, 10_000, 200)).stdout.trim()).toBe(ipB);
+    expect((await dig(1, 'bee')).stdout.trim()).toBe(ipB);
     // ...and Docker's embedded DNS forwards what it does not know to weft (dockerd --dns): a `weft attach` container's name.
     const h1 = hosts()[0];
     const named = await h1.addContainer('named');
