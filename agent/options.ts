@@ -49,7 +49,7 @@ export const agentFlags: readonly FlagSpec[] = [
   ...dnsFlags,
   ...cniInstallFlags,
   { name: 'cnm-socket', type: 'string', default: '/run/docker/plugins/weft.sock', help: 'where to serve Docker\'s network and IPAM plugin (docker network create -d weft --ipam-driver weft), once ready; empty disables' },
-  { name: 'docker-socket', type: 'string', default: '/var/run/docker.sock', help: 'Docker Engine API socket, read for the names of containers on weft networks (retried until dockerd answers)' },
+  { name: 'docker-socket', type: 'string', default: '/var/run/docker.sock', help: 'Docker Engine API socket, read for the names of containers on weft networks (retried until dockerd answers); empty: no Docker names in weft\'s DNS' },
   ...logFlags,
 ];
 

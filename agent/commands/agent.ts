@@ -101,7 +101,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   const docker =
     cnmSocket === ''
       ? undefined
-      : new CnmComponent({ socketPath: cnmSocket, stateDir, attachments: () => attachments.service, state, fail: agent.fail, dockerSocket: v['docker-socket'] as string, names: recordStoreNames(records, logFor('docker')), log: logFor('docker') });
+      : new CnmComponent({ socketPath: cnmSocket, stateDir, attachments: () => attachments.service, state, fail: agent.fail, dockerSocket: v['docker-socket'] as string, ...(v['docker-socket'] !== '' ? { names: recordStoreNames(records, logFor('docker')) } : {}), log: logFor('docker') });
 
   // Start order: the API socket early (a second agent on this run dir fails before touching the
   // kernel), then the parts that wait for etcd in the background; the data plane listens before
