@@ -13,6 +13,8 @@ import { runAgent } from './commands/agent.js';
 import { attachmentCommands } from './commands/attach.js';
 import { dnsCommand, dnsStatusLine } from './commands/dns.js';
 import { leasesJson, leasesTable, skippedWarnings } from './commands/leases.js';
+import { gossipStatusLine, peersTable, type PeersReply } from './commands/peers.js';
+import { generateKey } from '../ipam/keys.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { formatHelp, parseArgs, type FlagSpec, type FlagValues } from './flags.js';
 import { detectUnderlay } from './host-info.js';
@@ -147,12 +149,33 @@ const commands: Record<string, Command> = {
           ['backend', st.backend ?? '-'],
           ['MTU', st.mtu !== undefined ? String(st.mtu) : '-'],
           ['leases seen', `${st.leases.length} (etcd revision ${st.revision})`],
+          ['gossip', gossipStatusLine(st['gossip'])],
         ];
         const dns = dnsStatusLine(st);
         if (dns !== undefined) rows.push(['DNS', dns]);
         process.stdout.write(rows.map(([k, val]) => `${k.padEnd(12)} ${val}`).join('\n') + '\n');
       }
       return st.ready ? EXIT.OK : EXIT.UNAVAILABLE;
+    },
+  },
+  peers: {
+    usage: 'weft peers [--run-dir DIR] [--json]',
+    summary: 'the gossip members this agent knows: state (alive, suspect, dead, left), incarnation, last contact',
+    flags: [hostFlags.find((f) => f.name === 'run-dir')!, { name: 'json', type: 'bool', help: 'print JSON' }],
+    run: async (v) => {
+      const r = await callAgent<PeersReply>(v['run-dir'] as string, 'GET', '/v1/peers');
+      process.stdout.write(v['json'] === true ? JSON.stringify(r, null, 2) + '\n' : peersTable(r, Date.now()));
+      return EXIT.OK;
+    },
+  },
+  keygen: {
+    usage: 'weft keygen',
+    summary: 'print a fresh random key (base64, 32 bytes) for --key-file',
+    flags: [],
+    run: async (_v, positional) => {
+      if (positional.length > 0) throw new WeftError('INVALID_ARGUMENT', `usage: weft keygen (takes no arguments, got ${positional.length})`);
+      process.stdout.write(generateKey() + '\n');
+      return EXIT.OK;
     },
   },
   ...attachmentCommands,

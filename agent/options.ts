@@ -44,6 +44,7 @@ export const agentFlags: readonly FlagSpec[] = [
   { name: 'resync-interval', type: 'int', default: 30, min: 1, max: 86400, help: 'seconds between full data-plane reconciles, which heal hand-made changes (a deleted route comes back), and attachment sweeps, which free what no runtime deleted' },
   { name: 'ip-masq', type: 'bool', default: false, help: 'masquerade traffic leaving the overlay network with nftables (table ip weft_masq); traffic inside it keeps its source' },
   { name: 'release-on-exit', type: 'bool', default: false, help: 'give the subnet back on SIGTERM/SIGINT instead of keeping it for the restart' },
+  { name: 'gossip-port', type: 'int', default: 7946, min: 1, max: 65535, help: 'UDP and TCP port of gossip (membership and DNS records), bound to the public IP only; published in the lease as BackendData.GossipPort' },
   { name: 'key-file', type: 'string', help: 'base64 keys of 32 bytes, one per line (`weft keygen`): the first seals, all open; re-read when it changes. Default: the cluster key in etcd at <prefix>/cluster-key' },
   { name: 'install-cni', type: 'bool', default: false, help: 'once ready, install the CNI plugin and conflist (as flannel\'s DaemonSet does; see the --cni-* flags)' },
   ...dnsFlags,

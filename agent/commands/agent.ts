@@ -28,6 +28,7 @@ import { CniInstallComponent } from '../components/cni-install.js';
 import { DnsComponent } from '../components/dns.js';
 import { RecordStore } from '../dns/record-store.js';
 import { DataplaneComponent } from '../components/dataplane.js';
+import { GossipComponent } from '../components/gossip.js';
 import { HealthComponent } from '../components/health.js';
 import { LeasesComponent } from '../components/leases.js';
 import { SubnetEnvComponent } from '../components/subnet-env.js';
@@ -37,6 +38,7 @@ import { SweepComponent } from '../components/sweep.js';
 import { NodeState } from '../core/node-state.js';
 import type { FlagValues } from '../flags.js';
 import { detectUnderlay } from '../host-info.js';
+import { KeySource } from '../keys/key-source.js';
 import { componentLogger } from '../log.js';
 import { etcdOptionsFrom, subnetFileFrom } from '../options.js';
 
@@ -91,6 +93,16 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
     log: logFor('dns'),
   });
 
+  const gossip = new GossipComponent({
+    state,
+    port: v['gossip-port'] as number,
+    openKeys: (signal) => KeySource.open({ keyFile: v['key-file'] as string | undefined, store: registry, clusterKeyName: `${prefix}/cluster-key`, log: logFor('keys'), signal }),
+    log: logFor('gossip'),
+    fail: agent.fail,
+  });
+  leases.addLeaseData(gossip.leaseData);
+  api.addRoutes(gossip.routes);
+
   api.addRoutes(() => attachments.routes);
   api.addRoutes(() => dns.routes);
   api.addRoutes(() => ({ 'POST /v1/cni': cniRoute(cniService({ attachments: attachments.service, notReady: () => state.notReady(), mtu: () => state.get().mtu, dns: (a) => dns.clientDns(a.gateway) })) }));
@@ -116,6 +128,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
     subnetEnv,
     dataplane,
     leases,
+    gossip,
     ...(v['install-cni'] === true ? [new CniInstallComponent(cniInstallOptionsFrom(v), state, logFor('install-cni'), agent.fail)] : []),
   ]);
 }
