@@ -17,6 +17,8 @@ need=(
   "nft nftables"
   "ping iputils-ping"
   "dig dnsutils"
+  "dnsmasq dnsmasq-base"
+  "dnsperf dnsperf"
   "nsenter util-linux"
   "pgrep procps"
   "/usr/lib/cni/bridge containernetworking-plugins"

@@ -102,6 +102,9 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   });
   leases.addLeaseData(gossip.leaseData);
   api.addRoutes(gossip.routes);
+  // Gossip carries the record store: full state in push-pull, each local change as a broadcast.
+  gossip.setDelegate(records);
+  records.setBroadcast((msg) => gossip.broadcast(msg));
 
   api.addRoutes(() => attachments.routes);
   api.addRoutes(() => dns.routes);

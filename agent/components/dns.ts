@@ -164,7 +164,10 @@ export class DnsComponent implements Component {
     this.o.state.addStatus('dns', () => this.status());
     this.timers.push(setInterval(() => store.collect(), this.o.collectEveryMs ?? 60_000).unref());
     if (this.listenSpec.kind === 'fixed') {
-      await this.bind(this.listenSpec.addresses);
+      const where = this.listenSpec.addresses.map((a) => `${a.host}:${a.port}`).join(', ');
+      await this.bind(this.listenSpec.addresses).catch((e: unknown) => {
+        throw new WeftError('INVALID_ARGUMENT', `--dns-listen ${where}: cannot bind (${(e as Error).message}); give an address of this host and a free port, or "gateway", or empty to turn DNS off`, { flag: 'dns-listen' });
+      });
     } else if (this.listenSpec.kind === 'gateway') {
       this.unsubscribes.push(this.o.state.subscribe(() => this.follow()));
       this.timers.push(setInterval(() => this.follow(), 1000).unref());
@@ -178,8 +181,25 @@ export class DnsComponent implements Component {
     for (const n of names) this.o.store.add(n, attachmentAddress(a), a.containerId);
   }
 
+  /**
+   * Makes this host's records of one container match its attachments now: an attach that
+   * replaced an earlier one (a new address after a lease change, another --name) leaves no
+   * stale record, and a container with two interfaces keeps both.
+   */
+  private reconcileContainer(containerId: string): void {
+    const want = new Set<string>();
+    for (const a of this.o.attachments().list().attachments) {
+      if (a.containerId !== containerId) continue;
+      for (const n of attachmentNames(a).names) want.add(`${n} ${attachmentAddress(a)}`);
+    }
+    for (const r of this.o.store.own()) {
+      if (r.containerId === containerId && !want.has(`${r.name} ${r.address}`)) this.o.store.remove(r.name, r.address, containerId);
+    }
+  }
+
   private onAttachment(ev: AttachmentEvent): void {
     const a = ev.attachment;
+    this.reconcileContainer(a.containerId);
     if (ev.kind === 'attached') {
       this.register(a);
       const dns = this.clientDns(a.gateway);
@@ -187,7 +207,6 @@ export class DnsComponent implements Component {
         writeNetnsResolvConf(this.o.etcNetns ?? '/etc/netns', a.netns, dns).catch((e: unknown) => this.o.log.warn({ err: (e as Error).message, netns: a.netns }, 'cannot write the namespace resolv.conf'));
       }
     } else {
-      for (const n of attachmentNames(a).names) this.o.store.remove(n, attachmentAddress(a), a.containerId);
       if (a.network === undefined) removeNetnsResolvConf(this.o.etcNetns ?? '/etc/netns', a.netns).catch(() => undefined);
     }
   }
@@ -208,8 +227,14 @@ export class DnsComponent implements Component {
         () => (this.serverFor = gw),
         (e: unknown) => {
           // EADDRNOTAVAIL until the data plane has put the gateway address on the bridge.
-          const msg = (e as Error).message;
-          if (msg !== this.lastBindError) this.o.log.info({ err: msg, gateway: gw }, 'DNS server cannot bind yet; retrying');
+          const code = (e as NodeJS.ErrnoException).code;
+          const msg =
+            code === 'EADDRINUSE'
+              ? `${gw}:${port} is taken by another server: stop it, or move weft's with --dns-listen (empty turns it off)`
+              : code === 'EACCES'
+                ? `not allowed to bind ${gw}:${port} (port 53 needs root or CAP_NET_BIND_SERVICE); or use --dns-listen gateway:PORT`
+                : (e as Error).message;
+          if (msg !== this.lastBindError) this.o.log[code === 'EADDRNOTAVAIL' ? 'info' : 'warn']({ err: msg, gateway: gw }, 'DNS server cannot bind yet; retrying every second');
           this.lastBindError = msg;
         },
       );
@@ -242,7 +267,7 @@ export class DnsComponent implements Component {
       ...(this.lastBindError ? { bindError: this.lastBindError } : {}),
       domain: `${this.domain}.`,
       upstreams: this.upstreams().map((u) => `${u.host}:${u.port}`),
-      records: this.o.store.stats(),
+      records: { ...this.o.store.stats(), generation: this.o.store.generation },
       queries: this.server?.counters,
       forwarder: this.forwarder.counters,
       gossip: this.o.store.counters,

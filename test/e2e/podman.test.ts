@@ -188,6 +188,12 @@ describe('podman with weft, through the conflist `weft install-cni` writes, on t
 
     await expectPingsBothWays(podmans, ipA, ipB);
 
+    // podman passes the container name (K8S_POD_NAME=b): weft registers it, and host A's DNS server answers it.
+    const gwA = ipA.replace(/\.\d+$/, '.1');
+    const looked = await pollUntil(() => podmans[0]!.exec('a', ['nslookup', 'b.weft.local', gwA]), (r) => r.stdout.includes(ipB), 15_000, 200);
+    expect(looked.stdout, looked.stderr).toContain(ipB);
+
+
     await expectRmFreesAll(0, 'a', ipA);
     await expectRmFreesAll(1, 'b', ipB);
     for (const a of agents) {

@@ -12,6 +12,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callAgent } from '../../agent/api/client.js';
 import { assertRoot, createLab, dig, pollUntil, UNDERLAY_GATEWAY, type Lab, type LabContainer, type LabProcess } from '../lab/index.js';
 import { startAgent, weft, type WeftAgent } from '../lab/weft.js';
 
@@ -80,6 +81,8 @@ describe('gossip DNS across three hosts', () => {
     const ls = await weft(lab.hosts[0]!, ['dns', 'ls', '--json', '--run-dir', agents[0]!.runDir]);
     const records = (JSON.parse(ls.stdout) as { records: { name: string; owner: string; version: number }[] }).records;
     expect(records.find((r) => r.name === 'web')).toMatchObject({ owner: lab.hosts[1]!.ip });
+    const status = await weft(lab.hosts[0]!, ['status', '--run-dir', agents[0]!.runDir]);
+    expect(status.stdout).toMatch(new RegExp(`DNS +on ${gateways[0]!.replace(/\./g, '\\.')}:53, weft\\.local\\. \\d+ names`));
   });
 
   it('two containers under one name answer both addresses, in rotating order; PTR names an overlay address', async () => {
@@ -94,6 +97,22 @@ describe('gossip DNS across three hosts', () => {
     expect(ptr.answers).toEqual(['svc.weft.local.']);
     const srv = await dig(clients[0]!, gateways[0]!, '_http._tcp.svc.weft.local', 'SRV');
     expect(srv.answers).toHaveLength(2);
+  });
+
+  it('weft dns add/rm by hand; an answer too big for UDP comes back truncated and dig gets it whole over TCP', async () => {
+    const add = await weft(lab.hosts[0]!, ['dns', 'add', 'many', '10.99.0.1', '--run-dir', agents[0]!.runDir]);
+    expect(add.code, add.stderr).toBe(0);
+    for (let i = 2; i <= 40; i++) await callAgent(agents[0]!.runDir, 'POST', '/v1/dns/add', { name: 'many', ip: `10.99.0.${i}` });
+    const bad = await weft(lab.hosts[0]!, ['dns', 'add', 'many', 'not-an-ip', '--run-dir', agents[0]!.runDir]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/not an IPv4 or IPv6 address/);
+    const tcp = await pollUntil(() => dig(clients[1]!, gateways[1]!, 'many.weft.local', 'A', ['+noedns']), (r) => r.answers.length === 40, WAIT, 200);
+    expect(tcp.answers).toHaveLength(40);
+    expect(tcp.raw).toMatch(/Truncated, retrying in TCP mode/);
+    const rm = await weft(lab.hosts[0]!, ['dns', 'rm', 'many', '--run-dir', agents[0]!.runDir]);
+    expect(rm.code, rm.stderr).toBe(0);
+    const gone = await resolveFrom(1, 'many.weft.local', (_a, st) => st === 'NXDOMAIN');
+    expect(gone.status).toBe('NXDOMAIN');
   });
 
   it('detach gives NXDOMAIN on every host', async () => {

@@ -253,6 +253,7 @@ describe('DNS server sockets (loopback)', () => {
         }
       });
       c.on('error', reject);
+      c.on('close', () => reject(new Error(`connection closed after ${out.length} of ${qs.length} answers`)));
     });
   }
 
@@ -278,6 +279,35 @@ describe('DNS server sockets (loopback)', () => {
     const port = s.bound[0]!.port;
     expect((await ask(port, query('example.org', 'A')))!.rcode).toBe('REFUSED');
     expect((await ask(port, query('web.weft.local', 'A')))!.rcode).toBe('REFUSED');
+  });
+
+  it('TCP: garbage frames get FORMERR or nothing, a length bigger than what follows waits, too many connections are cut; it still answers', async () => {
+    const up = await fakeUpstream();
+    const s = await server(up.port);
+    const port = s.bound[0]!.port;
+    const raw = (bytes: Buffer, waitMs = 200): Promise<Buffer> =>
+      new Promise((resolve) => {
+        const c = connect(port, '127.0.0.1');
+        let got = Buffer.alloc(0);
+        c.on('data', (d: Buffer) => (got = Buffer.concat([got, d])));
+        c.on('error', () => undefined);
+        c.on('connect', () => c.write(bytes));
+        setTimeout(() => {
+          c.destroy();
+          resolve(got);
+        }, waitMs);
+      });
+    const junk = Buffer.from('00147a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a', 'hex');
+    const reply = await raw(junk);
+    expect(decode(reply.subarray(2)).rcode).toBe('FORMERR');
+    expect((await raw(Buffer.from([0xff, 0xff, 1, 2, 3]))).length).toBe(0);
+    const many = Array.from({ length: 80 }, () => connect(port, '127.0.0.1').on('error', () => undefined));
+    await new Promise((r) => setTimeout(r, 200));
+    const [ok] = await askTcp(port, [query('db.weft.local', 'A')]).catch(() => [undefined]);
+    for (const c of many) c.destroy();
+    expect(ok === undefined || datas(ok).length === 1).toBe(true);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(datas((await askTcp(port, [query('db.weft.local', 'A')]))[0]!)).toEqual(['10.42.1.5']);
   });
 
   it('keeps answering after 3000 random and mutated datagrams', async () => {

@@ -86,7 +86,14 @@ function fakeService(list: Attachment[]): { service: AttachmentService; emit: (e
       return () => listeners.delete(fn);
     },
   } as unknown as AttachmentService; // only list() and subscribe() are used by the DNS component
-  return { service, emit: (ev) => listeners.forEach((fn) => fn(ev)) };
+  // As the real service: the records change first, then listeners hear of it.
+  const emit = (ev: AttachmentEvent): void => {
+    const i = list.findIndex((a) => a.containerId === ev.attachment.containerId && a.ifname === ev.attachment.ifname);
+    if (i >= 0) list.splice(i, 1);
+    if (ev.kind === 'attached') list.push(ev.attachment);
+    listeners.forEach((fn) => fn(ev));
+  };
+  return { service, emit };
 }
 
 describe('DNS component registration', () => {
@@ -114,6 +121,13 @@ describe('DNS component registration', () => {
     emit({ kind: 'detached', attachment: pod });
     expect(store.lookup('api.prod')).toBeUndefined();
     expect(store.lookup('web')).toEqual(['10.42.1.2']);
+    // Attached again under another name and address (a rebuilt attachment): the old record goes.
+    emit({ kind: 'attached', attachment: { ...base, name: 'www', ip: '10.42.1.7/24' } });
+    expect(store.lookup('web')).toBeUndefined();
+    expect(store.lookup('www')).toEqual(['10.42.1.7']);
+    // A second interface of the same container keeps both.
+    emit({ kind: 'attached', attachment: { ...base, ifname: 'eth1', name: 'www', ip: '10.42.1.8/24' } });
+    expect(store.lookup('www')).toEqual(['10.42.1.7', '10.42.1.8']);
     await dns.stop();
   });
 
@@ -135,5 +149,37 @@ describe('DNS component registration', () => {
     const line = dnsStatusLine({ dns: second.dns.status() });
     expect(line).toMatch(/^off/);
     await second.dns.stop();
+  });
+});
+
+describe('CNI result', () => {
+  it("carries weft's DNS server and search domain when DNS is on, nothing when off", async () => {
+    const { cniService } = await import('../../agent/cni-service.js');
+    const attachments = { attach: async () => ({ ...base, name: 'p', podNamespace: 'ns' }) } as unknown as AttachmentService; // add() uses attach() only
+    const req = { networkName: 'weft', containerId: 'c1', ifname: 'eth0', runDir: '/run/weft', netns: '/run/netns/x', pod: { name: 'p', namespace: 'ns' } };
+    const on = cniService({ attachments, notReady: () => [], mtu: () => 1450, dns: (a) => ({ nameservers: [a.gateway], search: ['weft.local'], options: ['ndots:1'] }) });
+    expect((await on.add(req)).dns).toEqual({ nameservers: ['10.42.1.1'], search: ['weft.local'], options: ['ndots:1'] });
+    const off = cniService({ attachments, notReady: () => [], mtu: () => 1450, dns: () => undefined });
+    expect((await off.add(req)).dns).toEqual({});
+  });
+});
+
+describe('DNS component listening', () => {
+  it('--dns-listen at a fixed address serves there; an address that is not this host\'s is refused with the flag named', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'weft-dns-'));
+    try {
+      const { service } = fakeService([]);
+      const state = new NodeState({ iface: 'eth0', publicIP: '198.18.0.11', mtu: 1500 });
+      const make = (listen: string): DnsComponent =>
+        new DnsComponent({ state, store: new RecordStore({ localId: '198.18.0.11' }), attachments: () => service, stateDir: dir, listen, domain: 'weft.local.', upstreams: [], ttl: 5, upstreamTimeoutMs: 500, log: pino({ level: 'silent' }) });
+      const ok = make('127.0.0.1:0');
+      await ok.start();
+      expect((ok.status()['listening'] as string[])[0]).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(dnsStatusLine({ dns: ok.status() })).toMatch(/^on 127\.0\.0\.1:\d+, weft\.local\. 0 names/);
+      await ok.stop();
+      await expect(make('198.51.100.77:0').start()).rejects.toThrow(/--dns-listen 198\.51\.100\.77:0: cannot bind/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
