@@ -5,7 +5,9 @@
 // SIGKILLed and restarted agent loses no packet of a running ping and still
 // cleans up afterwards; `docker rm -f` and `docker network rm` leave no veth,
 // no reservation, no endpoint record; `-p 8080:80` answers from the other
-// host; a dockerd restart (live-restore off) leaves no attachment; the plugin
+// host; a dockerd restart (live-restore off) leaves no attachment; names
+// resolve across hosts (Docker → Docker, Docker ↔ `weft attach` and CNI
+// containers) through Docker's embedded DNS and weft's; the plugin
 // socket answers malformed JSON with an Err reply.
 //
 // The agents run in their host's holder, as dockerd does, because they open
@@ -96,7 +98,7 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
     await lab?.destroy();
   });
 
-  it('containers on two hosts reach each other by IP; the address comes from the host lease, the veth hangs on weft0', async () => {
+  it('containers on two hosts reach each other by IP and by --name; the address comes from the host lease, the veth hangs on weft0', async () => {
     const [d1, d2] = dockers as [DockerHost, DockerHost];
     await d1.cli(['run', '-d', '--name', 'alpha', '--network', 'net1', DOCKER_IMAGE, 'sleep', '3600']);
     await d2.cli(['run', '-d', '--name', 'beta', '--network', 'net1', '--network-alias', 'bee', DOCKER_IMAGE, 'sleep', '3600']);
@@ -127,11 +129,12 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
     const byName = await d1.cli(['exec', 'alpha', 'ping', '-c', '1', '-W', '2', 'plainone'], { allowFail: true });
     expect(byName.stdout, byName.stderr).toContain(attached.stdout.trim().split('/')[0]!);
     expect((await weft(h1, ['detach', '--netns', named.netnsPath, '--run-dir', agents[0]!.runDir])).code).toBe(0);
-    // Across hosts by --name needs the records gossiped between agents: asserted once the agent reports gossip.
-    if ('gossip' in (s1 as object)) {
-      const ab2 = await pollUntil(() => d1.cli(['exec', 'alpha', 'ping', '-c', '1', '-W', '2', 'beta'], { allowFail: true }), (r) => r.code === 0, 15_000, 500);
-      expect(ab2.stdout, ab2.stderr).toContain(ipB);
-    }
+    // Across hosts by --name (and alias): the records are gossiped between the agents.
+    const ab2 = await pollUntil(() => d1.cli(['exec', 'alpha', 'ping', '-c', '1', '-W', '2', 'beta'], { allowFail: true }), (r) => r.code === 0, 15_000, 500);
+    expect(ab2.stdout, ab2.stderr).toContain(ipB);
+    expect((await d1.cli(['exec', 'alpha', 'ping', '-c', '1', '-W', '2', 'bee'], { allowFail: true })).stdout).toContain(ipB);
+    const ba2 = await d2.cli(['exec', 'beta', 'ping', '-c', '1', '-W', '2', 'alpha'], { allowFail: true });
+    expect(ba2.stdout, ba2.stderr).toContain(ipA);
   });
 
   it('the agent SIGKILLed and restarted during a ping loses no packet, and cleans up after the restart', async () => {
@@ -156,7 +159,7 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
     expect((await pollUntil(() => dig(0, 'alpha'), (r) => r.stdout.trim() === '', 10_000, 200)).stdout.trim()).toBe('');
   });
 
-  it('a Docker container reaches a `weft attach` container and a CNI container on the other host', async () => {
+  it('a Docker container reaches a `weft attach` container and a CNI container on the other host, by IP and by name', async () => {
     const [d1] = dockers as [DockerHost, DockerHost];
     const h2 = hosts()[1];
     const plain = await h2.addContainer('attach');
@@ -166,7 +169,7 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
     const cni = await h2.addContainer('cni');
     const add = await h2.exec([repoPath('native', 'build', 'weft-cni')], {
       input: JSON.stringify({ cniVersion: '1.0.0', name: 'weft', type: 'weft', runDir: agents[1]!.runDir }),
-      env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'cni-c1', CNI_NETNS: cni.netnsPath, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+      env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'cni-c1', CNI_NETNS: cni.netnsPath, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni', CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=cnipod' },
       allowFail: true,
     });
     expect(add.code, add.stdout + add.stderr).toBe(0);
@@ -176,6 +179,15 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
       const r = await ping(d1, 'gamma', ip);
       expect(r.code, `gamma → ${ip}: ${r.stdout}${r.stderr}`).toBe(0);
     }
+    // And by name, through Docker's embedded DNS, weft's DNS on host 1 and the gossiped records of host 2.
+    for (const [name, ip] of [['plain', plainIp], ['cnipod', cniIp]] as const) {
+      const r = await pollUntil(() => d1.cli(['exec', 'gamma', 'ping', '-c', '1', '-W', '2', name], { allowFail: true }), (x) => x.code === 0, 15_000, 500);
+      expect(r.stdout, `gamma → ${name}: ${r.stderr}`).toContain(ip);
+    }
+    // The other way: the `weft attach` container on host 2 resolves the Docker container of host 1 through weft's DNS.
+    const gammaIp = await ipOf(d1, 'gamma');
+    const fromPlain = await pollUntil(() => plain.exec(['dig', '+short', '+time=1', '+tries=2', `@${gateways[1]}`, 'gamma.weft.local'], { allowFail: true }), (r) => r.stdout.trim() === gammaIp, 15_000, 300);
+    expect(fromPlain.stdout.trim()).toBe(gammaIp);
     // Docker's and CNI's addresses on host 2 come from one pool: all distinct.
     const ips = (await reservations(agents[1]!)).map((r) => r.ip);
     expect(new Set(ips).size).toBe(ips.length);
@@ -236,17 +248,19 @@ describe('Docker with the weft network and IPAM plugin on two hosts', () => {
   });
 
   it('docker rm -f and docker network rm leave no veth, no reservation, no endpoint record, no DNS record', async () => {
-    for (const [i, d] of dockers.entries()) {
+    for (const d of dockers) {
       const ids = (await d.cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
       if (ids.length) await d.cli(['rm', '-f', ...ids]);
       await d.cli(['network', 'rm', 'net1']);
-      const a = agents[i]!;
+    }
+    for (const [i, a] of agents.entries()) {
       expect((await attachments(a)).filter((x) => x.containerId.startsWith('docker-'))).toEqual([]);
       expect((await reservations(a)).filter((r) => r.containerId.startsWith('docker-'))).toEqual([]);
       expect(await endpoints(a)).toEqual([]);
       expect(await vethsOnBridge(hosts()[i]!)).toBe('');
-      const dns = await callAgent<{ records: { name: string; deleted: boolean }[] }>(a.runDir, 'GET', '/v1/dns');
-      expect(dns.records.filter((r) => !r.deleted)).toEqual([]);
+      // Every host's view, the other host's records included (their tombstones come by gossip).
+      const live = async () => (await callAgent<{ records: { name: string; deleted: boolean }[] }>(a.runDir, 'GET', '/v1/dns')).records.filter((r) => !r.deleted);
+      expect(await pollUntil(live, (l) => l.length === 0, 10_000, 200)).toEqual([]);
     }
   });
 
