@@ -4,12 +4,10 @@
 // and maps failures to the documented exit codes with a one-line message.
 
 import { readFileSync } from 'node:fs';
-import { createEtcdClient } from '../ipam/etcd-client.js';
-import { EtcdSubnetRegistry } from '../ipam/etcd-registry.js';
+import type { EtcdSubnetRegistry } from '../ipam/etcd-registry.js';
 import { WeftError, isWeftError } from '../ipam/errors.js';
 import { parseNetworkConfig, serializeNetworkConfig } from '../ipam/network-config.js';
 import { formatCidr } from '../ipam/cidr.js';
-import { runAgent } from './commands/agent.js';
 import { attachmentCommands } from './commands/attach.js';
 import { dnsCommand, dnsStatusLine } from './commands/dns.js';
 import { leasesJson, leasesTable, skippedWarnings } from './commands/leases.js';
@@ -18,7 +16,6 @@ import { generateKey } from '../ipam/keys.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { formatHelp, parseArgs, type FlagSpec, type FlagValues } from './flags.js';
 import { detectUnderlay } from './host-info.js';
-import { createLogger } from './log.js';
 import { readNetworkConfig } from './network-config-source.js';
 import { agentFlags, etcdFlags, etcdOptionsFrom, hostFlags } from './options.js';
 import { callAgent } from './api/client.js';
@@ -36,13 +33,17 @@ interface Command {
   run(v: FlagValues, positional: string[]): Promise<number>;
 }
 
-function openRegistry(v: FlagValues): EtcdSubnetRegistry {
+// etcd3 (gRPC, protobufjs) and pino take most of a second to load; commands
+// that do not need them (`weft attach`, `status`, `ps`, `version`) must not
+// pay for them, so they are imported where they are used.
+async function openRegistry(v: FlagValues): Promise<EtcdSubnetRegistry> {
+  const [{ createEtcdClient }, { EtcdSubnetRegistry }] = await Promise.all([import('../ipam/etcd-client.js'), import('../ipam/etcd-registry.js')]);
   const opts = etcdOptionsFrom(v);
   return new EtcdSubnetRegistry(createEtcdClient(opts), v['etcd-prefix'] as string, opts.endpoints);
 }
 
 async function withRegistry<T>(v: FlagValues, fn: (r: EtcdSubnetRegistry) => Promise<T>): Promise<T> {
-  const registry = openRegistry(v);
+  const registry = await openRegistry(v);
   try {
     return await fn(registry);
   } finally {
@@ -69,7 +70,10 @@ const commands: Record<string, Command> = {
     usage: 'weft agent [flags]',
     summary: 'run the per-host agent (leases a subnet, keeps it, watches the others)',
     flags: agentFlags,
-    run: (v) => runAgent(v, createLogger(v['log-level'] as string)),
+    run: async (v) => {
+      const [{ runAgent }, { createLogger }] = await Promise.all([import('./commands/agent.js'), import('./log.js')]);
+      return runAgent(v, createLogger(v['log-level'] as string));
+    },
   },
   leases: {
     usage: 'weft leases [--json] [etcd flags]',

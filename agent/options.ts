@@ -42,6 +42,7 @@ export const agentFlags: readonly FlagSpec[] = [
   { name: 'lease-ttl', type: 'int', default: 86400, min: 5, max: 9_000_000_000, help: 'TTL in seconds of the etcd lease that keeps the subnet (kept alive while the agent runs)' },
   { name: 'watch-check-interval', type: 'int', default: 30, min: 1, max: 3600, help: 'seconds between checks that the lease watch is still delivering' },
   { name: 'resync-interval', type: 'int', default: 30, min: 1, max: 86400, help: 'seconds between full data-plane reconciles, which heal hand-made changes (a deleted route comes back), and attachment sweeps, which free what no runtime deleted' },
+  { name: 'lease-grace', type: 'int', default: 5, min: 0, max: 3600, help: 'seconds a remote host stays programmed after its lease key vanished from etcd, so a key its owner re-creates (deleted by hand, revoked) costs no traffic; 0 removes at once' },
   { name: 'ip-masq', type: 'bool', default: false, help: 'masquerade traffic leaving the overlay network with nftables (table ip weft_masq); traffic inside it keeps its source' },
   { name: 'release-on-exit', type: 'bool', default: false, help: 'give the subnet back on SIGTERM/SIGINT instead of keeping it for the restart' },
   { name: 'gossip-port', type: 'int', default: 7946, min: 1, max: 65535, help: 'UDP and TCP port of gossip (membership and DNS records), bound to the public IP only; published in the lease as BackendData.GossipPort' },

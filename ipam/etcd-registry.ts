@@ -109,25 +109,42 @@ export class EtcdSubnetRegistry implements SubnetRegistry {
   }
 
   async grant(ttlSeconds: number): Promise<LeaseGrant> {
-    const lease: EtcdLease = this.client.lease(ttlSeconds);
+    // etcd3 opens a keep-alive stream and sends a keep-alive right after the
+    // grant, which renews nothing (the TTL is fresh) and, with thousands of
+    // hosts starting together, doubles the load while they acquire. The loop
+    // starts after a third of the TTL (at most a minute, spread), as etcd3's
+    // own interval would have it.
+    const lease: EtcdLease = this.client.lease(ttlSeconds, { autoKeepAlive: false });
+    const delayMs = Math.min((ttlSeconds * 1000) / 3, 60_000) * (0.5 + Math.random() / 2);
+    let keeper: NodeJS.Timeout | undefined;
     // Attach at once: etcd3 emits 'lost' for a failed grant too, and an
     // unhandled 'error'-like emit must not be missed before onLost is called.
     let lostErr: Error | undefined;
     const handlers: ((err: Error) => void)[] = [];
     lease.on('lost', (err) => {
+      clearTimeout(keeper);
       if (lostErr !== undefined) return;
       lostErr = err;
       for (const h of handlers) h(err);
     });
     const id = await this.call('grant lease', () => lease.grant());
+    // keepalive() is etcd3's own loop, not in its typings; autoKeepAlive: false only defers it.
+    keeper = setTimeout(() => (lease as unknown as { keepalive(): void }).keepalive(), delayMs);
+    keeper.unref();
     return {
       id,
       onLost(handler) {
         if (lostErr !== undefined) handler(lostErr);
         else handlers.push(handler);
       },
-      release: () => lease.release(),
-      revoke: () => this.call('revoke lease', () => lease.revoke()),
+      release: () => {
+        clearTimeout(keeper);
+        lease.release();
+      },
+      revoke: () => {
+        clearTimeout(keeper);
+        return this.call('revoke lease', () => lease.revoke());
+      },
     };
   }
 
@@ -185,6 +202,7 @@ export class EtcdSubnetRegistry implements SubnetRegistry {
       cb.onBroken(err);
     };
     watcher.on('data', (res) => {
+      if (broken) return; // closed or ended: a relist has taken over
       const events: LeaseEvent[] = [];
       for (const ev of res.events) {
         const key = ev.kv.key.toString();
@@ -201,7 +219,12 @@ export class EtcdSubnetRegistry implements SubnetRegistry {
     watcher.on('end', () => breakOnce(new Error('watch ended')));
     return {
       close: async () => {
+        const wasBroken = broken;
         broken = true;
+        // A watch etcd already ended (compacted, cancelled) has no ID left to
+        // cancel, and etcd3's cancel() would wait forever for the answer: the
+        // relist behind it would never run.
+        if (wasBroken) return;
         await watcher.cancel().catch(() => undefined);
       },
     };

@@ -16,6 +16,9 @@ import type { LeaseEvent, SubnetRegistry, WatchHandle } from './subnet-registry.
 import type { Lease } from './types.js';
 import { etcdFailureKind } from './etcd-failure.js';
 
+/** How long a relist waits for the old watch to close before it goes ahead. */
+const CLOSE_WAIT_MS = 2000;
+
 export type LeaseSetListener = (leases: Lease[], revision: number) => void;
 
 export interface LeaseWatcherOptions {
@@ -35,6 +38,9 @@ export class LeaseWatcher {
   private resyncing: Promise<void> | undefined;
   private emitScheduled = false;
   private suspectRevision: number | undefined;
+  private listed = false;
+  /** What known() hands out; renewed at each notification. */
+  private snapshot: Lease[] | undefined;
   private synced!: Promise<void>;
   private resolveSynced!: () => void;
 
@@ -49,6 +55,19 @@ export class LeaseWatcher {
   /** The current set (may be empty before the first list). */
   current(): Lease[] {
     return [...this.leases.values()];
+  }
+
+  /**
+   * The set as of the last notification once the first list is done;
+   * undefined before (the subnet manager then lists itself). The same array
+   * until the next notification, so choosers can reuse what they derived
+   * from it; a choice from it may be slightly stale, which the
+   * create-if-absent transaction makes safe.
+   */
+  known(): readonly Lease[] | undefined {
+    if (!this.listed) return undefined;
+    this.snapshot ??= this.current();
+    return this.snapshot;
   }
 
   /** Resolves after the first successful list. */
@@ -76,6 +95,7 @@ export class LeaseWatcher {
       this.emitScheduled = false;
       if (this.stopped.signal.aborted) return;
       const set = this.current();
+      this.snapshot = set;
       for (const l of this.listeners) l(set, this.revision);
     });
   }
@@ -85,8 +105,10 @@ export class LeaseWatcher {
     if (this.resyncing !== undefined) return this.resyncing;
     this.resyncing = (async () => {
       const { registry, clock, log } = this.opts;
-      await this.watch?.close();
+      // Bounded: a close that never answers must not stall the relist (the watch is dropped either way).
+      const closing = this.watch?.close().catch(() => undefined);
       this.watch = undefined;
+      if (closing !== undefined) await Promise.race([closing, clock.sleep(CLOSE_WAIT_MS, this.stopped.signal)]);
       for (let attempt = 0; !this.stopped.signal.aborted; attempt++) {
         try {
           const list = await registry.list();
@@ -98,6 +120,7 @@ export class LeaseWatcher {
             log.warn({ key: s.key, reason: s.reason }, 'skipping a subnet lease that does not parse');
           }
           this.revision = list.revision;
+          this.listed = true;
           this.watch = await registry.watch(list.revision + 1, {
             onEvents: (events, revision) => this.apply(events, revision),
             onBroken: (err) => {

@@ -21,6 +21,8 @@ export interface ChooseSubnetInput {
   readonly previous?: Cidr | undefined;
   /** Subnets lost to another host's race in this round. */
   readonly exclude?: readonly Cidr[] | undefined;
+  /** indexTaken(config, leases), when the caller keeps it for many choices from the same set. */
+  readonly taken?: TakenIndex | undefined;
   /** Uniform in [0, 1); injected so that tests are deterministic. */
   readonly random: () => number;
 }
@@ -29,7 +31,8 @@ export type SubnetChoice =
   | { readonly kind: 'existing'; readonly lease: Lease }
   | { readonly kind: 'previous'; readonly subnet: Cidr }
   | { readonly kind: 'random'; readonly subnet: Cidr }
-  | { readonly kind: 'exhausted' };
+  /** Every subnet between SubnetMin and SubnetMax is taken (or excluded this round). */
+  | { readonly kind: 'exhausted'; readonly subnets: number; readonly taken: number };
 
 /** Closed interval of subnet indexes. */
 type Span = [first: number, last: number];
@@ -48,16 +51,11 @@ function spanOf(cfg: NetworkConfig, c: Cidr): Span | undefined {
   return [Math.max(first, 0), Math.min(last, count - 1)];
 }
 
-/** Sorted, disjoint, non-adjacent spans covering every taken or excluded subnet. */
-function takenSpans(cfg: NetworkConfig, blocked: readonly Cidr[]): Span[] {
-  const spans: Span[] = [];
-  for (const c of blocked) {
-    const s = spanOf(cfg, c);
-    if (s) spans.push(s);
-  }
-  spans.sort((a, b) => a[0] - b[0]);
+/** Sorted, disjoint, non-adjacent copies of `spans` (the input is not changed). */
+function mergeSpans(spans: readonly Span[]): Span[] {
+  const sorted = [...spans].sort((a, b) => a[0] - b[0]);
   const merged: Span[] = [];
-  for (const s of spans) {
+  for (const s of sorted) {
     const top = merged[merged.length - 1];
     if (top && s[0] <= top[1] + 1) top[1] = Math.max(top[1], s[1]);
     else merged.push([s[0], s[1]]);
@@ -65,9 +63,34 @@ function takenSpans(cfg: NetworkConfig, blocked: readonly Cidr[]): Span[] {
   return merged;
 }
 
+/** Sorted, disjoint, non-adjacent spans covering every taken or excluded subnet. */
+function takenSpans(cfg: NetworkConfig, blocked: readonly Cidr[]): Span[] {
+  const spans: Span[] = [];
+  for (const c of blocked) {
+    const s = spanOf(cfg, c);
+    if (s) spans.push(s);
+  }
+  return mergeSpans(spans);
+}
+
 /** Leases of this host whose subnet no longer fits the config (flannel deletes these). */
 export function staleOwnLeases(config: NetworkConfig, leases: readonly Lease[], publicIP: string): Lease[] {
   return leases.filter((l) => l.attrs.publicIP === publicIP && !isSubnetValidInConfig(config, l.subnet));
+}
+
+/** The taken subnets of one lease set, indexed once so that many choices from that set skip the sort. */
+export interface TakenIndex {
+  readonly config: NetworkConfig;
+  readonly spans: readonly Span[];
+}
+
+export function indexTaken(config: NetworkConfig, leases: readonly Lease[]): TakenIndex {
+  return { config, spans: takenSpans(config, leases.map((l) => l.subnet)) };
+}
+
+/** Merges more blocked subnets into sorted, disjoint spans. */
+function withExcluded(config: NetworkConfig, spans: readonly Span[], exclude: readonly Cidr[]): readonly Span[] {
+  return exclude.length === 0 ? spans : mergeSpans([...spans, ...takenSpans(config, exclude)]);
 }
 
 export function chooseSubnet(input: ChooseSubnetInput): SubnetChoice {
@@ -92,10 +115,11 @@ export function chooseSubnet(input: ChooseSubnetInput): SubnetChoice {
     return { kind: 'previous', subnet: previous };
   }
 
-  const spans = takenSpans(config, [...leases.map((l) => l.subnet), ...exclude]);
+  const indexed = input.taken?.config === config ? input.taken : indexTaken(config, leases);
+  const spans = withExcluded(config, indexed.spans, exclude);
   const taken = spans.reduce((n, [a, b]) => n + (b - a + 1), 0);
   const free = enumerateSubnets(config) - taken;
-  if (free <= 0) return { kind: 'exhausted' };
+  if (free <= 0) return { kind: 'exhausted', subnets: enumerateSubnets(config), taken };
 
   // The k-th free index: skip every taken span that starts at or before it.
   const r = input.random();

@@ -6,12 +6,21 @@
 // succeeds if it is absent, and a lost race excludes that subnet and chooses
 // again (flannel exits there; weft must not). etcd being away is normal too:
 // every etcd failure is retried with backoff until stop().
+//
+// The choice is made from the lease set the watcher already holds (`known`),
+// not from a fresh list per attempt: flannel lists every lease on every
+// acquire, which at thousands of hosts costs more than the acquisition itself.
+// A stale set is safe because the create-if-absent transaction stays the only
+// arbiter; a subnet lost to a race is excluded (the winner's key is then
+// known) and the next choice comes from the same set. Only when there is no
+// set yet, or a rebind lost (our own key changed under us) or the network
+// looks full, is etcd listed.
 
 import type { Logger } from 'pino';
 import { backoffMs, type Clock } from './clock.js';
 import { formatCidr } from './cidr.js';
 import { isWeftError, WeftError } from './errors.js';
-import { chooseSubnet } from './subnet-choice.js';
+import { chooseSubnet, indexTaken, type TakenIndex } from './subnet-choice.js';
 import type { LeaseGrant, SubnetRegistry } from './subnet-registry.js';
 import type { Cidr, Lease, LeaseAttrs, NetworkConfig } from './types.js';
 import { etcdFailureKind } from './etcd-failure.js';
@@ -26,6 +35,25 @@ export interface SubnetManagerOptions {
   readonly ttlSeconds: number;
   /** The subnet this host had before (state dir or subnet file), if known. */
   readonly previous?: Cidr;
+  /** The watched lease set, or undefined while the watcher has not listed yet (then etcd is listed). */
+  readonly known?: () => readonly Lease[] | undefined;
+  // (The array known() returns must not be changed afterwards: choices index it once.)
+}
+
+/**
+ * Indexes of watched sets, shared by every manager choosing from the same set
+ * (a watcher's snapshot is a new array at each change and never mutated).
+ * Sorting 5000 leases per choice cost more than the etcd round trips.
+ */
+const takenIndexes = new WeakMap<readonly Lease[], TakenIndex>();
+
+function indexOf(config: NetworkConfig, known: readonly Lease[]): TakenIndex {
+  let index = takenIndexes.get(known);
+  if (index === undefined || index.config !== config) {
+    index = indexTaken(config, known);
+    takenIndexes.set(known, index);
+  }
+  return index;
 }
 
 export type LeaseChangeListener = (lease: Lease, before: Lease | undefined) => void;
@@ -84,18 +112,25 @@ export class SubnetManager {
     const { registry, clock, log, config, attrs, random, ttlSeconds } = this.opts;
     const exclude: Cidr[] = [];
     let grant: LeaseGrant | undefined;
+    /** Set after a lost rebind or a full network: the watched set may be behind, ask etcd. */
+    let mustList = false;
     for (let attempt = 0; ; attempt++) {
       if (this.stopped.signal.aborted) throw new WeftError('UNAVAILABLE', 'stopped before a subnet was acquired');
       try {
-        grant ??= await registry.grant(ttlSeconds);
-        const list = await registry.list();
-        const choice = chooseSubnet({ config, leases: list.leases, publicIP: attrs.publicIP, previous: this.previous, exclude, random });
+        const cached = mustList ? undefined : this.opts.known?.();
+        // Grant and list are independent: one round trip, not two. A grant that
+        // succeeds while the list fails is kept in `grant`, so the catch releases it.
+        const granting = grant ?? registry.grant(ttlSeconds).then((g) => (grant = g));
+        const [held, leases] = await Promise.all([granting, cached ?? registry.list().then((l) => l.leases)]);
+        mustList = false;
+        const taken = cached !== undefined ? indexOf(config, cached) : undefined;
+        const choice = chooseSubnet({ config, leases, publicIP: attrs.publicIP, previous: this.previous, exclude, random, taken });
         let subnet: Cidr | undefined;
         let modRevision: number | undefined;
         if (choice.kind === 'existing') {
           subnet = choice.lease.subnet;
-          modRevision = await registry.rebind(choice.lease, attrs, grant.id);
-          if (modRevision !== undefined && choice.lease.leaseId !== grant.id) {
+          modRevision = await registry.rebind(choice.lease, attrs, held.id);
+          if (modRevision !== undefined && choice.lease.leaseId !== held.id) {
             // The key now hangs off our new grant; the old one (a previous
             // incarnation's) would otherwise live on until its TTL.
             await registry.revokeId(choice.lease.leaseId).catch((e: unknown) =>
@@ -104,14 +139,23 @@ export class SubnetManager {
           }
         } else if (choice.kind === 'previous' || choice.kind === 'random') {
           subnet = choice.subnet;
-          modRevision = await registry.create(subnet, attrs, grant.id);
+          modRevision = await registry.create(subnet, attrs, held.id);
           if (modRevision === undefined) {
             log.info({ subnet: formatCidr(subnet) }, 'another host took this subnet first; choosing again');
             exclude.push(subnet);
             continue;
           }
         } else {
-          log.error({ network: formatCidr(config.network), leases: list.leases.length }, 'no free subnet left in the network; waiting for one (enlarge Network or lower SubnetLen)');
+          if (cached !== undefined) {
+            // The watched set may lag behind a release: confirm with etcd before waiting.
+            mustList = true;
+            exclude.length = 0;
+            continue;
+          }
+          log.error(
+            { network: formatCidr(config.network), subnets: choice.subnets, taken: choice.taken, leases: leases.length },
+            `no free subnet left in the network: all ${choice.subnets} subnets of ${formatCidr(config.network)} (SubnetLen ${config.subnetLen}, SubnetMin..SubnetMax) are leased; waiting for one (enlarge Network, lower SubnetLen or widen SubnetMin/SubnetMax)`,
+          );
           exclude.length = 0;
           await clock.sleep(backoffMs(attempt, 1000, 30_000), this.stopped.signal);
           continue;
@@ -119,12 +163,14 @@ export class SubnetManager {
         if (modRevision === undefined) {
           // Our own key changed between list and rebind: someone else is writing it
           // (another agent with our public IP?). Do not fight over it; choose again.
+          mustList = true;
+          if (cached !== undefined) continue; // the watched set was behind; ask etcd before giving the key up
           log.warn({ subnet: formatCidr(subnet) }, 'our lease changed while we took it back; choosing again');
           exclude.push(subnet);
           continue;
         }
-        const lease: Lease = { subnet, attrs, leaseId: grant.id, modRevision };
-        this.hold(lease, grant, choice.kind);
+        const lease: Lease = { subnet, attrs, leaseId: held.id, modRevision };
+        this.hold(lease, held, choice.kind);
         return lease;
       } catch (e) {
         if (!isWeftError(e, 'UNAVAILABLE')) throw e;

@@ -14,6 +14,7 @@
 // On SIGTERM/SIGINT the agent stops; kernel state and the lease stay, so a
 // restart (or SIGKILL and restart) drops no packet.
 
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createEtcdClient } from '../../ipam/etcd-client.js';
 import { EtcdSubnetRegistry } from '../../ipam/etcd-registry.js';
@@ -72,7 +73,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
     fail: agent.fail,
   });
   const subnetEnv = new SubnetEnvComponent({ state, stateDir, subnetFile, ipMasq, log: logFor('subnet.env') });
-  const dataplane = new DataplaneComponent({ state, ipMasq, resyncMs: (v['resync-interval'] as number) * 1000, log: logFor('dataplane'), logFor });
+  const dataplane = new DataplaneComponent({ state, ipMasq, resyncMs: (v['resync-interval'] as number) * 1000, graceMs: (v['lease-grace'] as number) * 1000, log: logFor('dataplane'), logFor });
   leases.addLeaseData(dataplane.leaseData);
   const attachments = new AttachmentsComponent(stateDir, state, logFor('attach'));
   const sweep = new SweepComponent(attachments, state, systemClock, (v['resync-interval'] as number) * 1000, logFor('sweep'));
@@ -96,7 +97,7 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   const gossip = new GossipComponent({
     state,
     port: v['gossip-port'] as number,
-    openKeys: (signal) => KeySource.open({ keyFile: v['key-file'] as string | undefined, store: registry, clusterKeyName: `${prefix}/cluster-key`, log: logFor('keys'), signal }),
+    openKeys: (signal) => KeySource.open({ keyFile: v['key-file'] as string | undefined, store: registry, clusterKeyName: `${prefix}/cluster-key`, cacheFile: join(stateDir, 'cluster-key'), log: logFor('keys'), signal }),
     log: logFor('gossip'),
     fail: agent.fail,
   });

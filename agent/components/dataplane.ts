@@ -4,11 +4,14 @@
 // every --resync-interval, which heals what someone changed by hand (the
 // masquerade table of --ip-masq included: checked on every resync). It never
 // reconciles before the first complete lease list: a restarted agent would
-// otherwise remove every remote route for a moment.
+// otherwise remove every remote route for a moment. A remote whose key
+// vanished stays programmed for --lease-grace (ipam/lease-grace.ts), so a key
+// its owner re-creates costs no packet.
 
 import type { Logger } from 'pino';
 import { systemClock } from '../../ipam/clock.js';
 import { WeftError } from '../../ipam/errors.js';
+import { applyGrace, EMPTY_GRACE } from '../../ipam/lease-grace.js';
 import type { Lease, NetworkConfig } from '../../ipam/types.js';
 import { overlayMtu, type Backend } from '../../encap/backend.js';
 import { MASQ_TABLE, reconcileMasquerade } from '../../encap/masquerade.js';
@@ -22,6 +25,8 @@ export interface DataplaneOptions {
   readonly state: NodeState;
   readonly ipMasq: boolean;
   readonly resyncMs: number;
+  /** How long a remote lease whose key vanished stays programmed (--lease-grace). */
+  readonly graceMs: number;
   readonly log: Logger;
   readonly logFor: (component: string) => Logger;
 }
@@ -46,6 +51,8 @@ export class DataplaneComponent implements Component {
   private unsubscribe: (() => void) | undefined;
   private resyncLoop: Promise<void> | undefined;
   private readonly gate;
+  private grace = EMPTY_GRACE;
+  private graceTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: DataplaneOptions) {
     this.gate = o.state.gate('data plane');
@@ -102,7 +109,14 @@ export class DataplaneComponent implements Component {
     const { lease, leases, leasesKnown } = this.o.state.get();
     const backend = this.backend;
     if (lease === undefined || !leasesKnown || backend === undefined || this.stopping.signal.aborted) return;
-    const remotes = leases.filter((l) => !sameSubnet(l, lease));
+    const step = applyGrace(this.grace, leases, systemClock.now(), this.o.graceMs);
+    this.grace = step.state;
+    clearTimeout(this.graceTimer);
+    if (step.wakeAt !== undefined) {
+      this.graceTimer = setTimeout(() => void this.reconcile('lease grace period over'), Math.max(0, step.wakeAt - systemClock.now()) + 1);
+      this.graceTimer.unref();
+    }
+    const remotes = step.leases.filter((l) => !sameSubnet(l, lease));
     try {
       const report = await backend.reconcile(lease, remotes);
       if (report === undefined || report.failed.length === 0) {
@@ -116,6 +130,7 @@ export class DataplaneComponent implements Component {
 
   async stop(): Promise<void> {
     this.stopping.abort();
+    clearTimeout(this.graceTimer);
     this.unsubscribe?.();
     await this.resyncLoop;
     await this.backend?.close();

@@ -112,6 +112,7 @@ export class DnsComponent implements Component {
       ttl: this.o.ttl,
       lookup: (n) => store.lookup(n),
       reverse: (a) => store.reverse(a),
+      isBetween: (n) => store.isBetween(n),
       inOverlay: (a) => this.inOverlay(a),
       rotation: (n) => {
         if (this.rotation.size > 10_000) this.rotation.clear();

@@ -1,6 +1,8 @@
-// The control-plane component: waits for the network config, acquires this
-// host's subnet lease (flannel's order, in ipam/subnet-manager) and watches
-// the lease set (ipam/lease-watcher), writing each fact into the node state.
+// The control-plane component: waits for the network config, watches the
+// lease set (ipam/lease-watcher), then acquires this host's subnet lease
+// (flannel's order, in ipam/subnet-manager), choosing from the set the
+// watcher holds rather than listing etcd per attempt, and writes each fact
+// into the node state.
 // What the lease publishes in `BackendData` comes from sources other
 // components add (the data plane's VTEP MAC, gossip's port), so a new part
 // announces itself to its peers without this file knowing it.
@@ -68,7 +70,21 @@ export class LeasesComponent implements Component {
     if (this.stopping.signal.aborted) return;
     const backendData = Object.assign({}, ...parts) as Record<string, unknown>;
 
+    // The watcher starts first: the subnet is chosen from the set it holds (no list per acquire).
+    const watcher = new LeaseWatcher({ registry: this.o.registry, clock: systemClock, log: this.o.logFor('watch'), checkIntervalMs: this.o.watchCheckIntervalMs });
+    this.watcher = watcher;
+    watcher.subscribe((leases, revision) => {
+      this.manager?.verify(leases);
+      log.debug({ leases: leases.length, revision }, 'lease set');
+      this.listGate.open();
+      state.update('leases', { leases, leasesKnown: true, revision });
+    });
+    if (this.stopping.signal.aborted) return;
+    watcher.start();
+    await watcher.ready();
+
     const manager = new SubnetManager({
+      known: () => watcher.known(),
       registry: this.o.registry,
       clock: systemClock,
       log: this.o.logFor('subnets'),
@@ -84,17 +100,6 @@ export class LeasesComponent implements Component {
       state.update('lease', { lease: held });
     });
     await manager.acquire();
-
-    const watcher = new LeaseWatcher({ registry: this.o.registry, clock: systemClock, log: this.o.logFor('watch'), checkIntervalMs: this.o.watchCheckIntervalMs });
-    this.watcher = watcher;
-    watcher.subscribe((leases, revision) => {
-      manager.verify(leases);
-      log.debug({ leases: leases.length, revision }, 'lease set');
-      this.listGate.open();
-      state.update('leases', { leases, leasesKnown: true, revision });
-    });
-    if (this.stopping.signal.aborted) return;
-    watcher.start();
   }
 
   async stop(): Promise<void> {

@@ -9,7 +9,8 @@
 // - NAME.<domain> (A, AAAA, ANY, SRV): authoritative answers from the record
 //   store, every address of the name in rotating order; NXDOMAIN (with the SOA,
 //   for negative caching) when the name has no record, NODATA (NOERROR, SOA)
-//   when it has records of another type only.
+//   when it has records of another type only, or none of its own but names
+//   below it ("ns" of "pod.ns", RFC 8020).
 // - SRV shape: NAME.<domain>, or _service._proto.NAME.<domain> (the service and
 //   protocol labels are not looked at), answers one SRV per address: priority
 //   0, weight 10, port 0 (weft does not know container ports), target
@@ -31,6 +32,8 @@ export interface Zone {
   readonly ttl: number;
   lookup(name: string): readonly string[] | undefined;
   reverse(address: string): readonly string[] | undefined;
+  /** Whether a name has no records but names below it do ("ns" of "pod.ns"): NODATA, not NXDOMAIN. */
+  isBetween?(name: string): boolean;
   /** Whether an address belongs to the overlay network (its PTR is ours to answer). */
   inOverlay(address: string): boolean;
   /** Rotation offset for a name's next answer (round robin). */
@@ -214,7 +217,7 @@ function answerZone(p: Parsed, rel: string, zone: Zone): ZoneAnswer {
     const dot = rel.indexOf('.');
     const one = dot > 0 ? dashedAddress(rel.slice(0, dot)) : undefined;
     const of = one !== undefined ? zone.lookup(rel.slice(dot + 1)) : undefined;
-    if (one === undefined || of === undefined || !of.includes(one)) return negative('NXDOMAIN');
+    if (one === undefined || of === undefined || !of.includes(one)) return negative(zone.isBetween?.(srvName) ? 'NOERROR' : 'NXDOMAIN');
     addrs = [one];
   }
   const order = rotated(addrs, zone.rotation(srvName));

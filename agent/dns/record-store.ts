@@ -56,7 +56,7 @@ export class RecordStore implements GossipDelegate {
   private readonly memberStates = new Map<MemberId, MemberState>();
   private readonly listeners = new Set<() => void>();
   private broadcastFn: ((msg: Uint8Array) => void) | undefined;
-  private index: { byName: Map<string, string[]>; byAddress: Map<string, string[]> } | undefined;
+  private index: { byName: Map<string, string[]>; byAddress: Map<string, string[]>; between: Set<string> } | undefined;
   readonly counters: StoreCounters = { merged: 0, rejected: 0, reasserted: 0, collected: 0 };
   /** Grows on every change of what is answered (the DNS reply cache keys on it). */
   generation = 0;
@@ -216,13 +216,21 @@ export class RecordStore implements GossipDelegate {
     }
     for (const v of byName.values()) v.sort();
     for (const v of byAddress.values()) v.sort();
-    this.index = { byName, byAddress };
+    // "ns" when "pod.ns" exists: a name with no records of its own that still exists (RFC 8020: NODATA, not NXDOMAIN).
+    const between = new Set<string>();
+    for (const n of byName.keys()) for (let i = n.indexOf('.'); i >= 0; i = n.indexOf('.', i + 1)) between.add(n.slice(i + 1));
+    this.index = { byName, byAddress, between };
     return this.index;
   }
 
   /** The answered addresses of a name (sorted; the server rotates them), undefined when the name has none. */
   lookup(name: string): readonly string[] | undefined {
     return this.built().byName.get(name);
+  }
+
+  /** Whether a name without records of its own lies between the domain and a name that has some. */
+  isBetween(name: string): boolean {
+    return this.built().between.has(name);
   }
 
   /** The answered names of an address. */

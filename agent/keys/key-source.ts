@@ -4,8 +4,15 @@
 // first agent creates at random (create-if-absent), so gossip and the sealed
 // udp backend are authenticated with zero configuration. Parsing and
 // derivation are pure, in ipam/keys.ts; this file only reads and watches.
+//
+// The cluster key is also kept in the state dir (mode 0600), so an agent
+// restarted while etcd is down still seals and opens with it at once (names
+// keep resolving, the sealed tunnel keeps carrying); etcd is asked in the
+// background, and if it holds another key (someone deleted and re-created
+// it) that one wins and the copy is rewritten.
 
 import { readFile, stat } from 'node:fs/promises';
+import { readFileIfExists, writeFileAtomic } from '../../ipam/atomic-file.js';
 import type { Logger } from 'pino';
 import { backoffMs, systemClock, type Clock } from '../../ipam/clock.js';
 import { WeftError, isWeftError } from '../../ipam/errors.js';
@@ -27,6 +34,8 @@ export interface KeySourceOptions {
   readonly clock?: Clock;
   /** Stops waiting for etcd. */
   readonly signal?: AbortSignal;
+  /** Where the cluster key is kept between runs (the state dir); none: etcd only. */
+  readonly cacheFile?: string;
 }
 
 export type KeyringListener = (ring: Keyring) => void;
@@ -39,6 +48,37 @@ async function readKeyFile(path: string): Promise<Keyring> {
     throw new WeftError('INVALID_ARGUMENT', `--key-file ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { flag: 'key-file' });
   }
   return parseKeyFile(text, `--key-file ${path}`);
+}
+
+function ringOf(text: string, name: string): Keyring {
+  const secret = decodeKey(text);
+  if (secret === undefined) {
+    throw new WeftError('INVALID_CONFIG', `${name} is not a base64 key of 32 bytes: delete it (the next agent makes a new one) or use --key-file`, { key: name });
+  }
+  return { keys: [keyFromSecret(secret)] };
+}
+
+/** The cached copy, if there is a valid one; a broken copy is ignored (etcd is the truth). */
+async function readCachedKey(path: string, log: Logger): Promise<string | undefined> {
+  const text = (await readFileIfExists(path).catch(() => undefined))?.trim();
+  if (text === undefined) return undefined;
+  if (decodeKey(text) !== undefined) return text;
+  log.warn({ cache: path }, 'the cached cluster key is not a key; asking etcd');
+  return undefined;
+}
+
+/** etcd's create-if-absent of the cluster key, retried while etcd is unreachable. */
+async function fetchClusterKey(o: KeySourceOptions, candidate: string): Promise<string> {
+  const clock = o.clock ?? systemClock;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await o.store.ensureClusterKey(candidate);
+    } catch (e) {
+      if (!isWeftError(e, 'UNAVAILABLE') || o.signal?.aborted) throw e;
+      o.log.warn({ err: e.message, attempt }, 'waiting for etcd to read the cluster key');
+      await clock.sleep(backoffMs(attempt, 500, 10_000), o.signal);
+    }
+  }
 }
 
 export class KeySource {
@@ -64,23 +104,39 @@ export class KeySource {
       o.log.info({ keyFile: o.keyFile, keys: describeKeyring(ring) }, 'keys from the key file');
       return source;
     }
-    const clock = o.clock ?? systemClock;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const text = await o.store.ensureClusterKey(generateKey());
-        const secret = decodeKey(text);
-        if (secret === undefined) {
-          throw new WeftError('INVALID_CONFIG', `${o.clusterKeyName} is not a base64 key of 32 bytes: delete it (the next agent makes a new one) or use --key-file`, { key: o.clusterKeyName });
-        }
-        const ring: Keyring = { keys: [keyFromSecret(secret)] };
-        o.log.info({ key: o.clusterKeyName, keys: describeKeyring(ring) }, 'keys from the cluster key in etcd');
-        return new KeySource(ring, o);
-      } catch (e) {
-        if (!isWeftError(e, 'UNAVAILABLE') || o.signal?.aborted) throw e;
-        o.log.warn({ err: e.message, attempt }, 'waiting for etcd to read the cluster key');
-        await clock.sleep(backoffMs(attempt, 500, 10_000), o.signal);
-      }
+    const cached = o.cacheFile === undefined ? undefined : await readCachedKey(o.cacheFile, o.log);
+    if (cached !== undefined) {
+      const source = new KeySource(ringOf(cached, o.clusterKeyName), o);
+      o.log.info({ key: o.clusterKeyName, keys: describeKeyring(source.ring), cache: o.cacheFile }, 'keys from the cached cluster key; confirming with etcd');
+      void source.confirm(cached);
+      return source;
     }
+    const text = await fetchClusterKey(o, generateKey());
+    const source = new KeySource(ringOf(text, o.clusterKeyName), o);
+    await source.cache(text);
+    o.log.info({ key: o.clusterKeyName, keys: describeKeyring(source.ring) }, 'keys from the cluster key in etcd');
+    return source;
+  }
+
+  /** Asks etcd (as long as it takes) whether the cached key is the cluster's; adopts etcd's if not. */
+  private async confirm(cached: string): Promise<void> {
+    try {
+      const text = await fetchClusterKey(this.o, cached);
+      if (text === cached) return;
+      this.ring = ringOf(text, this.o.clusterKeyName);
+      await this.cache(text);
+      this.o.log.warn({ key: this.o.clusterKeyName, keys: describeKeyring(this.ring) }, 'etcd holds another cluster key than the cached one; using etcd\'s');
+      for (const fn of this.listeners) fn(this.ring);
+    } catch (e) {
+      if (!this.o.signal?.aborted) this.o.log.error({ err: (e as Error).message }, 'cannot confirm the cached cluster key with etcd; keeping it');
+    }
+  }
+
+  private async cache(text: string): Promise<void> {
+    if (this.o.cacheFile === undefined) return;
+    await writeFileAtomic(this.o.cacheFile, text + '\n', 0o600).catch((e: unknown) =>
+      this.o.log.warn({ err: (e as Error).message, cache: this.o.cacheFile }, 'cannot keep a copy of the cluster key; a restart while etcd is down will wait for etcd'),
+    );
   }
 
   current(): Keyring {

@@ -67,8 +67,10 @@ export function encodeAttrs(attrs: Attr[]): Buffer {
 }
 
 export function encodeMessage(m: { type: number; flags: number; seq: number; pid?: number; header: Buffer; attrs?: Attr[] }): Buffer {
-  const attrs = encodeAttrs(m.attrs ?? []);
-  const len = NLMSG_HDRLEN + align(m.header.length) + attrs.length;
+  // Attributes are written straight into the message: bulk programming encodes thousands per pass.
+  const attrs = m.attrs ?? [];
+  const attrsLen = attrs.reduce((n, a) => n + align(attrLength(a)), 0);
+  const len = NLMSG_HDRLEN + align(m.header.length) + attrsLen;
   const out = Buffer.alloc(len);
   out.writeUInt32LE(len, 0);
   out.writeUInt16LE(m.type, 4);
@@ -76,7 +78,7 @@ export function encodeMessage(m: { type: number; flags: number; seq: number; pid
   out.writeUInt32LE(m.seq >>> 0, 8);
   out.writeUInt32LE(m.pid ?? 0, 12);
   m.header.copy(out, NLMSG_HDRLEN);
-  attrs.copy(out, NLMSG_HDRLEN + align(m.header.length));
+  writeAttrs(attrs, out, NLMSG_HDRLEN + align(m.header.length));
   return out;
 }
 

@@ -19,8 +19,12 @@ export function parseMac(mac: string): Buffer {
   return Buffer.from(mac.replace(/:/g, ''), 'hex');
 }
 
+const HEX2 = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 export function formatMac(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(':');
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) s += (i ? ':' : '') + HEX2[bytes[i]!]!;
+  return s;
 }
 
 /** Address family of an IP literal: AF_INET or AF_INET6. */
@@ -31,13 +35,23 @@ export function ipFamily(ip: string): number {
   throw invalid('IP address', ip);
 }
 
+// Dotted-quad IPv4 without leading zeros: the form weft writes and the kernel
+// reads back. Parsed by hand because bulk programming encodes thousands of
+// them per pass and ipaddr.js allocates several objects per address; anything
+// else (IPv6) takes the general path.
+const IPV4_OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const IPV4_RE = new RegExp(`^${IPV4_OCTET}\\.${IPV4_OCTET}\\.${IPV4_OCTET}\\.${IPV4_OCTET}$`);
+
 export function parseIp(ip: string): Buffer {
+  const q = typeof ip === 'string' ? IPV4_RE.exec(ip) : null;
+  if (q) return Buffer.from([Number(q[1]), Number(q[2]), Number(q[3]), Number(q[4])]);
   ipFamily(ip); // validates: ipaddr.js alone also takes "10.1" and hex forms
   return Buffer.from(ipaddr.parse(ip).toByteArray());
 }
 
 export function formatIp(bytes: Uint8Array): string {
-  if (bytes.length !== 4 && bytes.length !== 16) throw invalid('IP address bytes', Array.from(bytes));
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  if (bytes.length !== 16) throw invalid('IP address bytes', Array.from(bytes));
   return ipaddr.fromByteArray(Array.from(bytes)).toString();
 }
 
@@ -55,7 +69,8 @@ export function parsePrefix(cidr: string): Prefix {
   const max = family === AF.INET ? 32 : 128;
   const lenText = slash < 0 ? String(max) : cidr.slice(slash + 1);
   if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) throw invalid('prefix', cidr);
-  return { ip: ipaddr.parse(ip).toString(), prefixLen: Number(lenText), family };
+  // A valid dotted quad is already in canonical form.
+  return { ip: IPV4_RE.test(ip) ? ip : ipaddr.parse(ip).toString(), prefixLen: Number(lenText), family };
 }
 
 export function formatPrefix(ip: string, prefixLen: number): string {

@@ -40,6 +40,26 @@ export interface OpenOptions extends SocketOptions {
   netnsPath?: string;
 }
 
+/**
+ * One write of a bulk (Netlink.bulk): neighbour, FDB and route changes on
+ * devices given by ifindex, the reconciler's hot path.
+ */
+export type BulkOp =
+  | { readonly kind: 'replace-neigh'; readonly dev: number; readonly ip: string; readonly mac: string }
+  | { readonly kind: 'delete-neigh'; readonly dev: number; readonly ip: string }
+  | { readonly kind: 'replace-fdb'; readonly dev: number; readonly mac: string; readonly dst: string }
+  | { readonly kind: 'delete-fdb'; readonly dev: number; readonly mac: string; readonly dst?: string }
+  | { readonly kind: 'replace-route'; readonly route: RouteSpec & { readonly dev: number } }
+  | { readonly kind: 'delete-route'; readonly route: RouteSpec };
+
+/** A request and how to name it if the kernel refuses it. */
+interface Prepared {
+  readonly op: string;
+  readonly dev: LinkRef | undefined;
+  readonly describe: (devName: string) => string;
+  readonly req: Request;
+}
+
 const ENODEV = 19;
 const CREATE_EXCL = NLM_F.CREATE | NLM_F.EXCL;
 const CREATE_REPLACE = NLM_F.CREATE | NLM_F.REPLACE;
@@ -239,12 +259,15 @@ export class Netlink {
     );
   }
 
+  private static routeReq(op: string, type: number, flags: number, spec: RouteSpec, devIndex: number | undefined, forDelete: boolean): Prepared {
+    const describe = (n: string) => [spec.dst, spec.gateway && `via ${spec.gateway}`, n && `dev ${n}`].filter(Boolean).join(' ');
+    return { op, dev: spec.dev, describe, req: { type, flags, ...m.route(spec, devIndex, forDelete) } };
+  }
+
   private async routeOp(op: string, type: number, flags: number, spec: RouteSpec, forDelete: boolean): Promise<void> {
     const devIndex = spec.dev === undefined ? undefined : await this.index(spec.dev);
-    const body = m.route(spec, devIndex, forDelete);
-    const describe = (n: string) =>
-      [spec.dst, spec.gateway && `via ${spec.gateway}`, n && `dev ${n}`].filter(Boolean).join(' ');
-    await this.exec(op, spec.dev, describe, { type, flags, ...body });
+    const p = Netlink.routeReq(op, type, flags, spec, devIndex, forDelete);
+    await this.exec(p.op, p.dev, p.describe, p.req);
   }
 
   /** Exclusive: EEXIST when a route to that prefix exists. Marked proto RTPROT_WEFT unless spec.proto says otherwise. */
@@ -269,10 +292,14 @@ export class Netlink {
     return index === undefined ? all : all.filter((n) => n.dev === index);
   }
 
-  private async neighOp(op: string, type: number, flags: number, dev: LinkRef, ip: string, mac?: string): Promise<void> {
-    const body = m.neighbour(await this.index(dev), ip, mac);
+  private static neighReq(op: string, type: number, flags: number, dev: LinkRef, index: number, ip: string, mac?: string): Prepared {
     const describe = (n: string) => [ip, mac && `lladdr ${mac}`, `dev ${n}`].filter(Boolean).join(' ');
-    await this.exec(op, dev, describe, { type, flags, ...body });
+    return { op, dev, describe, req: { type, flags, ...m.neighbour(index, ip, mac) } };
+  }
+
+  private async neighOp(op: string, type: number, flags: number, dev: LinkRef, ip: string, mac?: string): Promise<void> {
+    const p = Netlink.neighReq(op, type, flags, dev, await this.index(dev), ip, mac);
+    await this.exec(p.op, p.dev, p.describe, p.req);
   }
 
   /** Permanent; exclusive (EEXIST when an entry for that IP exists). */
@@ -298,10 +325,14 @@ export class Netlink {
     return index === undefined ? all : all.filter((f) => f.dev === index);
   }
 
-  private async fdbOp(op: string, type: number, flags: number, spec: FdbSpec | (Omit<FdbSpec, 'dst'> & { dst?: string })): Promise<void> {
-    const body = m.fdb(await this.index(spec.dev), spec.mac, spec.dst);
+  private static fdbReq(op: string, type: number, flags: number, spec: Omit<FdbSpec, 'dst'> & { dst?: string | undefined }, index: number): Prepared {
     const describe = (n: string) => [spec.mac, spec.dst && `dst ${spec.dst}`, `dev ${n}`, 'self permanent'].filter(Boolean).join(' ');
-    await this.exec(op, spec.dev, describe, { type, flags, ...body });
+    return { op, dev: spec.dev, describe, req: { type, flags, ...m.fdb(index, spec.mac, spec.dst) } };
+  }
+
+  private async fdbOp(op: string, type: number, flags: number, spec: FdbSpec | (Omit<FdbSpec, 'dst'> & { dst?: string })): Promise<void> {
+    const p = Netlink.fdbReq(op, type, flags, spec, await this.index(spec.dev));
+    await this.exec(p.op, p.dev, p.describe, p.req);
   }
 
   /** Exclusive add (EEXIST when that MAC already has an entry). */
@@ -321,5 +352,51 @@ export class Netlink {
   /** With dst: only that destination; without: the MAC's entry. */
   deleteFdb(spec: Omit<FdbSpec, 'dst'> & { dst?: string }): Promise<void> {
     return this.fdbOp('delete fdb', RTM.DELNEIGH, 0, spec);
+  }
+
+  // ---- bulk ------------------------------------------------------------------
+
+  private static prepare(op: BulkOp): Prepared {
+    switch (op.kind) {
+      case 'replace-neigh':
+        return Netlink.neighReq('replace neighbour', RTM.NEWNEIGH, CREATE_REPLACE, op.dev, op.dev, op.ip, op.mac);
+      case 'delete-neigh':
+        return Netlink.neighReq('delete neighbour', RTM.DELNEIGH, 0, op.dev, op.dev, op.ip);
+      case 'replace-fdb':
+        return Netlink.fdbReq('replace fdb', RTM.NEWNEIGH, CREATE_REPLACE, op, op.dev);
+      case 'delete-fdb':
+        return Netlink.fdbReq('delete fdb', RTM.DELNEIGH, 0, op, op.dev);
+      case 'replace-route':
+        return Netlink.routeReq('replace route', RTM.NEWROUTE, CREATE_REPLACE, op.route, op.route.dev, false);
+      case 'delete-route': {
+        const dev = op.route.dev;
+        if (typeof dev === 'string') throw new WeftError('INTERNAL', `netlink bulk: delete route ${op.route.dst} names its device by name; give the ifindex`);
+        return Netlink.routeReq('delete route', RTM.DELROUTE, 0, op.route, dev, true);
+      }
+    }
+  }
+
+  /**
+   * Many independent writes in a few syscalls (see socket.ts requestBatch),
+   * in order; one outcome per op: undefined when done, else the WeftError
+   * the single-op method would have thrown.
+   */
+  async bulk(ops: readonly BulkOp[]): Promise<(WeftError | undefined)[]> {
+    const prepared = ops.map((op) => Netlink.prepare(op));
+    const outcomes = await this.sock.requestBatch(prepared.map((p) => p.req));
+    const names = new Map<LinkRef | undefined, string>();
+    const result: (WeftError | undefined)[] = [];
+    for (const [i, e] of outcomes.entries()) {
+      if (e === undefined) {
+        result.push(undefined);
+        continue;
+      }
+      const p = prepared[i]!;
+      // Device names are looked up only for failures, once per device.
+      if (!names.has(p.dev)) names.set(p.dev, await this.devName(p.dev));
+      const ctx: OpContext = { op: p.op, object: p.describe(names.get(p.dev)!) };
+      result.push(e instanceof NetlinkErrno ? kernelError(e.errno, ctx, e.extack) : fromSystemError(e, ctx));
+    }
+    return result;
   }
 }

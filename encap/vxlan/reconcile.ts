@@ -4,18 +4,17 @@
 // encap/vxlan that talks to the kernel, and only through encap/netlink.
 //
 // Ops touching links run one after another (later ops need their ifindex).
-// Within each later stage (neighbour adds, FDB adds, route adds, then the
-// removals) ops are independent, so they are all issued at once and the
-// netlink wrapper bounds how many are in flight; the next stage starts when
-// the previous one has settled, which keeps the neighbour -> FDB -> route
-// order per remote. One failed op is reported and the rest go on: a single
-// bad remote must not stop every other host from being reachable.
+// The neighbour, FDB and route ops after them go to the kernel as one bulk
+// (Netlink.bulk: a few sendmsg, no ACK per object, one promise), in the diff's
+// order, which the kernel keeps, so the neighbour -> FDB -> route order per
+// remote holds. One failed op is reported and the rest go on: a single bad
+// remote must not stop every other host from being reachable.
 
 import { cidrContains, cidrOf, parseAddrPrefix } from '../../ipam/cidr.js';
 import { WeftError } from '../../ipam/errors.js';
 import type { Cidr } from '../../ipam/types.js';
 import { AF } from '../netlink/constants.js';
-import { type Netlink, RTPROT_WEFT, isNotFound } from '../netlink/index.js';
+import { type BulkOp, type Netlink, RTPROT_WEFT, isNotFound } from '../netlink/index.js';
 import type { LinkInfo } from '../netlink/index.js';
 import { type ActualLink, type ActualState, type LinkRole, type Op, describeOp, isLinkOp } from './diff.js';
 
@@ -117,24 +116,37 @@ async function applyOne(nl: Netlink, op: Op, index: Map<LinkRole, number>): Prom
       return nl.deleteAddress(of(op.link), op.cidr);
     case 'set-up':
       return nl.setUp(of(op.link));
+    default:
+      throw new WeftError('INTERNAL', `vxlan reconcile: ${op.kind} is not a link op`);
+  }
+}
+
+/** The netlink write for a neighbour, FDB or route op. */
+function bulkOp(op: Op, vtep: () => number): BulkOp {
+  switch (op.kind) {
     case 'replace-neigh':
-      return nl.replaceNeighbour({ dev: of('vtep'), ip: op.ip, mac: op.mac });
+      return { kind: 'replace-neigh', dev: vtep(), ip: op.ip, mac: op.mac };
     case 'replace-fdb':
-      return nl.replaceFdb({ dev: of('vtep'), mac: op.mac, dst: op.dst });
+      return { kind: 'replace-fdb', dev: vtep(), mac: op.mac, dst: op.dst };
     case 'replace-route':
-      return nl.replaceRoute({ dst: op.dst, gateway: op.gateway, dev: of('vtep'), onlink: true, proto: RTPROT_WEFT });
+      return { kind: 'replace-route', route: { dst: op.dst, gateway: op.gateway, dev: vtep(), onlink: true, proto: RTPROT_WEFT } };
     case 'delete-route':
-      return nl.deleteRoute({
-        dst: op.dst,
-        proto: RTPROT_WEFT,
-        ...(op.gateway !== undefined ? { gateway: op.gateway } : {}),
-        ...(op.dev !== undefined ? { dev: op.dev } : {}),
-        ...(op.metric !== undefined ? { metric: op.metric } : {}),
-      });
+      return {
+        kind: 'delete-route',
+        route: {
+          dst: op.dst,
+          proto: RTPROT_WEFT,
+          ...(op.gateway !== undefined ? { gateway: op.gateway } : {}),
+          ...(op.dev !== undefined ? { dev: op.dev } : {}),
+          ...(op.metric !== undefined ? { metric: op.metric } : {}),
+        },
+      };
     case 'delete-fdb':
-      return nl.deleteFdb({ dev: of('vtep'), mac: op.mac, ...(op.dst !== undefined ? { dst: op.dst } : {}) });
+      return { kind: 'delete-fdb', dev: vtep(), mac: op.mac, ...(op.dst !== undefined ? { dst: op.dst } : {}) };
     case 'delete-neigh':
-      return nl.deleteNeighbour({ dev: of('vtep'), ip: op.ip });
+      return { kind: 'delete-neigh', dev: vtep(), ip: op.ip };
+    default:
+      throw new WeftError('INTERNAL', `vxlan reconcile: ${op.kind} is a link op`);
   }
 }
 
@@ -147,22 +159,22 @@ const isDelete = (op: Op): boolean => op.kind.startsWith('delete-');
 export async function applyOps(nl: Netlink, ops: readonly Op[], index: Map<LinkRole, number>, names: Readonly<Record<LinkRole, string>>): Promise<ApplyResult> {
   let applied = 0;
   const failed: OpFailure[] = [];
-  const attempt = async (op: Op): Promise<boolean> => {
-    try {
-      await applyOne(nl, op, index);
+  /** Counts one op's outcome; false when it failed. */
+  const settle = (op: Op, e: unknown): boolean => {
+    // Someone (or the VTEP's removal) already took it away: the goal is met.
+    if (e === undefined || (isDelete(op) && isNotFound(e))) {
       applied++;
       return true;
-    } catch (e) {
-      // Someone (or the VTEP's removal) already took it away: the goal is met.
-      if (isDelete(op) && isNotFound(e)) {
-        applied++;
-        return true;
-      }
-      const err = e as WeftError;
-      const errno = typeof err.details?.errno === 'string' ? err.details.errno : undefined;
-      failed.push({ op: describeOp(op, names), error: err.message, ...(errno ? { errno } : {}) });
-      return false;
     }
+    const err = e as WeftError;
+    const errno = typeof err.details?.errno === 'string' ? err.details.errno : undefined;
+    failed.push({ op: describeOp(op, names), error: err.message, ...(errno ? { errno } : {}) });
+    return false;
+  };
+  const vtep = (): number => {
+    const i = index.get('vtep');
+    if (i === undefined) throw new WeftError('INTERNAL', 'vxlan reconcile: vtep link is missing for this op', { role: 'vtep' });
+    return i;
   };
   let i = 0;
   while (i < ops.length) {
@@ -171,12 +183,20 @@ export async function applyOps(nl: Netlink, ops: readonly Op[], index: Map<LinkR
       i++;
       // Without the link nothing after it can work; a failed MTU or address change is only reported.
       const fatal = op.kind === 'delete-link' || op.kind.startsWith('create-');
-      if (!(await attempt(op)) && fatal) return { applied, failed, notTried: ops.length - i };
+      const ok = settle(op, await applyOne(nl, op, index).then(() => undefined, (e: unknown) => e ?? new Error('unknown failure')));
+      if (!ok && fatal) return { applied, failed, notTried: ops.length - i };
       continue;
     }
     let j = i;
-    while (j < ops.length && ops[j]!.kind === op.kind) j++;
-    await Promise.all(ops.slice(i, j).map(attempt));
+    while (j < ops.length && !isLinkOp(ops[j]!)) j++;
+    const run = ops.slice(i, j);
+    let outcomes: unknown[];
+    try {
+      outcomes = await nl.bulk(run.map((o) => bulkOp(o, vtep)));
+    } catch (e) {
+      outcomes = run.map(() => e);
+    }
+    run.forEach((o, k) => settle(o, outcomes[k]));
     i = j;
   }
   return { applied, failed, notTried: 0 };

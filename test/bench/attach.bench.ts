@@ -1,26 +1,23 @@
-// Attach latency: 100 sequential attaches, then 100 sequential detaches, of
-// containers in one lab host, through the agent's API (HTTP over its unix
-// socket, served in this process by the same code the agent runs), p50/p99.
-// Baseline in the same run, on the same 100 namespaces: the reference CNI
-// `bridge` + `host-local` plugins (/usr/lib/cni), ADD then DEL, each invoked
-// the way a runtime does (exec, CNI_* env, config on stdin). The plugin has to
-// run inside the host's namespace, so each call goes through `ip netns exec`;
-// that wrapper's own cost (exec of /bin/true through it) is measured too and
-// a ratio without it is reported, so the comparison is not flattered.
+// Attach latency, like for like. Three ways of joining a fresh container
+// namespace to a network, each a process spawned the same way by one driver
+// inside the lab host (test/integration/support/cni.ts: spawn until stdout
+// closes), calls interleaved so all three see the same machine:
+//   - `weft attach --netns … --container-id …` (then `weft detach`), the CLI as
+//     an operator runs it, against a real `weft agent` in that host;
+//   - the agent's API over its unix socket from a separate process: `curl
+//     --unix-socket … POST /v1/attach` (a small C client, as the CNI relay is);
+//   - the reference CNI `bridge` + `host-local` plugins, ADD (then DEL).
+// Also `node -e 0` spawned the same way: the floor under any Node CLI.
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { socketPathOf, callAgent } from '../../agent/api/client.js';
-import { startApiServer } from '../../agent/api/server.js';
-import type { Attachment } from '../../agent/api/types.js';
-import { startAttachments } from '../../agent/attachments/wire.js';
-import { parseCidr } from '../../ipam/cidr.js';
-import { createLab, run, type LabContainer } from '../lab/index.js';
+import { createLab, UNDERLAY_GATEWAY, type LabHost } from '../lab/index.js';
+import { startAgent, weft, WEFT_CLI } from '../lab/weft.js';
+import { cniEnv, REFERENCE_BIN_DIR, startTimedRunner, type CniOutcome } from '../integration/support/cni.js';
 import { percentile, type BenchResult } from './types.js';
 
-const COUNT = 100;
-const CNI_DIR = '/usr/lib/cni';
+const COUNT = 40;
+const ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 
 interface Stats {
   p50: number;
@@ -32,102 +29,91 @@ function stats(ms: number[]): Stats {
   return { p50: percentile(s, 50), p99: percentile(s, 99) };
 }
 
-async function timed(n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = process.hrtime.bigint();
-    await fn(i);
-    out.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
-  return out;
+const fmt = (s: Stats): string => `p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms`;
+
+function ok(what: string, r: CniOutcome): number {
+  if (r.code !== 0) throw new Error(`${what}: exit ${r.code}: ${r.stdout} ${r.stderr}`);
+  return r.ms;
 }
 
-const fmt = (s: Stats): string => `p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms`;
+async function containers(host: LabHost, n: number): Promise<string[]> {
+  const paths: string[] = [];
+  for (let i = 0; i < n; i += 20) paths.push(...(await Promise.all(Array.from({ length: Math.min(20, n - i) }, async () => (await host.addContainer()).netnsPath))));
+  return paths;
+}
 
 export default async function attachBench(): Promise<BenchResult> {
-  const lab = await createLab({ hosts: 1, etcd: false });
+  const lab = await createLab({ hosts: 1 });
+  const host = lab.hosts[0]!;
+  const runner = await startTimedRunner(host);
   try {
-    const host = lab.hosts[0]!;
-    await host.ipBatch(['link add weft0 type bridge', 'addr add 10.42.7.1/24 dev weft0', 'link set weft0 up']);
-    const containers: LabContainer[] = [];
-    for (let i = 0; i < COUNT; i += 25) containers.push(...(await Promise.all(Array.from({ length: 25 }, () => host.addContainer()))));
-
-    // ---- weft, through the API socket ----
-    const att = await startAttachments({
-      stateDir: join(lab.tmpDir, 'state'),
-      log: pino({ level: 'silent' }),
-      netnsPath: host.netnsPath,
-      network: () => ({ subnet: parseCidr('10.42.7.0/24'), mtu: 1450 }),
-    });
-    const runDir = join(lab.tmpDir, 'run');
-    const server = await startApiServer(socketPathOf(runDir), att.routes, pino({ level: 'silent' }));
-    let weftAttach: number[];
-    let weftDetach: number[];
-    try {
-      const ips = new Set<string>();
-      weftAttach = await timed(COUNT, async (i) => {
-        const a = await callAgent<Attachment>(runDir, 'POST', '/v1/attach', { containerId: `b${i}`, netns: containers[i]!.netnsPath }, 30_000);
-        ips.add(a.ip);
-      });
-      if (ips.size !== COUNT) throw new Error(`only ${ips.size} distinct addresses for ${COUNT} attaches`);
-      weftDetach = await timed(COUNT, (i) => callAgent(runDir, 'POST', '/v1/detach', { containerId: `b${i}` }, 30_000));
-    } finally {
-      server.close();
-      att.close();
-    }
-
-    // ---- baseline: reference CNI bridge + host-local ----
+    const etcd = `http://${UNDERLAY_GATEWAY}:2379`;
+    const set = await weft(host, ['config', 'set', '{"Network":"10.42.0.0/16"}', '--etcd-endpoints', etcd]);
+    if (set.code !== 0) throw new Error(set.stderr);
+    const agent = await startAgent(host, { dir: join(lab.tmpDir, 'agent'), etcd, args: ['--iface', 'eth0', '--log-level', 'warn'] });
+    await agent.ready();
+    const sock = join(agent.runDir, 'weft.sock');
+    const [cliNs, apiNs, refNs] = [await containers(host, COUNT), await containers(host, COUNT), await containers(host, COUNT)];
     const dataDir = join(lab.tmpDir, 'cni-ipam');
     await mkdir(dataDir, { recursive: true });
-    const config = JSON.stringify({
-      cniVersion: '0.4.0',
-      name: 'bench',
-      type: 'bridge',
-      bridge: 'cni0',
-      isGateway: true,
-      ipMasq: false,
-      mtu: 1450,
-      ipam: { type: 'host-local', subnet: '10.43.0.0/24', dataDir },
-    });
-    const cni = (command: 'ADD' | 'DEL', i: number) =>
-      run(['ip', 'netns', 'exec', host.name, join(CNI_DIR, 'bridge')], {
-        input: config,
-        env: { CNI_COMMAND: command, CNI_CONTAINERID: `b${i}`, CNI_NETNS: containers[i]!.netnsPath, CNI_IFNAME: 'eth0', CNI_PATH: CNI_DIR },
-      });
-    const cniAdd = await timed(COUNT, (i) => cni('ADD', i));
-    const cniDel = await timed(COUNT, (i) => cni('DEL', i));
-    const wrapper = stats(await timed(COUNT, () => run(['ip', 'netns', 'exec', host.name, '/bin/true'])));
+    const refConfig = JSON.stringify({ cniVersion: '1.0.0', name: 'bench', type: 'bridge', bridge: 'cni0', isGateway: true, mtu: 1450, ipam: { type: 'host-local', subnet: '10.43.0.0/24', dataDir } });
 
-    const wa = stats(weftAttach);
-    const wd = stats(weftDetach);
-    const ca = stats(cniAdd);
-    const cd = stats(cniDel);
-    const ratio = wa.p50 / ca.p50;
-    const ratioNoWrapper = wa.p50 / (ca.p50 - wrapper.p50);
+    const cli = (args: string[]) => runner.run(process.execPath, ENV, '', 30_000, [WEFT_CLI, ...args, '--run-dir', agent.runDir]);
+    const api = (path: string, body: unknown) =>
+      runner.run('/usr/bin/curl', ENV, '', 30_000, ['-sSf', '--unix-socket', sock, '-X', 'POST', '-H', 'content-type: application/json', '-d', JSON.stringify(body), `http://weft${path}`]);
+    const ref = (command: 'ADD' | 'DEL', i: number) =>
+      runner.run(`${REFERENCE_BIN_DIR}/bridge`, cniEnv({ command, containerId: `r${i}`, netns: refNs[i]!, ifname: 'eth0', config: '' }, REFERENCE_BIN_DIR), refConfig, 30_000);
+
+    const t = { cliAdd: [] as number[], apiAdd: [] as number[], refAdd: [] as number[], cliDel: [] as number[], apiDel: [] as number[], refDel: [] as number[], node: [] as number[] };
+    const ips = new Set<string>();
+    for (let i = 0; i < COUNT; i++) {
+      t.refAdd.push(ok('reference ADD', await ref('ADD', i)));
+      const c = await cli(['attach', '--netns', cliNs[i]!, '--container-id', `c${i}`]);
+      t.cliAdd.push(ok('weft attach', c));
+      ips.add(c.stdout.trim());
+      const a = await api('/v1/attach', { containerId: `a${i}`, netns: apiNs[i]! });
+      t.apiAdd.push(ok('API attach', a));
+      ips.add((JSON.parse(a.stdout) as { ip: string }).ip);
+      t.node.push(ok('node -e 0', await runner.run(process.execPath, ENV, '', 30_000, ['-e', '0'])));
+    }
+    if (ips.size !== 2 * COUNT) throw new Error(`only ${ips.size} distinct addresses for ${2 * COUNT} attaches`);
+    for (let i = 0; i < COUNT; i++) {
+      t.refDel.push(ok('reference DEL', await ref('DEL', i)));
+      t.cliDel.push(ok('weft detach', await cli(['detach', '--container-id', `c${i}`])));
+      t.apiDel.push(ok('API detach', await api('/v1/detach', { containerId: `a${i}` })));
+    }
+    const s = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, stats(v)])) as Record<keyof typeof t, Stats>;
     return {
       name: 'attach',
       lines: [
-        `weft attach (API over unix socket), ${COUNT} sequential: ${fmt(wa)}`,
-        `weft detach, ${COUNT} sequential: ${fmt(wd)}`,
-        `baseline CNI bridge+host-local ADD: ${fmt(ca)}; DEL: ${fmt(cd)} (each through \`ip netns exec\`, itself ${fmt(wrapper)})`,
-        `ratio weft/CNI attach p50 ${ratio.toFixed(2)} (${ratioNoWrapper.toFixed(2)} against CNI minus the exec wrapper); detach p50 ${(wd.p50 / cd.p50).toFixed(2)}`,
+        `${COUNT} sequential attaches then detaches per way, each a process spawned by one driver in the host, interleaved:`,
+        `  weft attach (CLI): ${fmt(s.cliAdd)}; weft detach: ${fmt(s.cliDel)}  (node -e 0 spawned the same way: ${fmt(s.node)})`,
+        `  API over the socket from curl: attach ${fmt(s.apiAdd)}; detach ${fmt(s.apiDel)}`,
+        `  reference bridge + host-local: ADD ${fmt(s.refAdd)}; DEL ${fmt(s.refDel)}`,
+        `  ratio p50 to the reference: CLI attach ${(s.cliAdd.p50 / s.refAdd.p50).toFixed(2)}, detach ${(s.cliDel.p50 / s.refDel.p50).toFixed(2)}; API attach ${(s.apiAdd.p50 / s.refAdd.p50).toFixed(2)}, detach ${(s.apiDel.p50 / s.refDel.p50).toFixed(2)}`,
       ],
       figures: {
-        attachP50Ms: wa.p50,
-        attachP99Ms: wa.p99,
-        detachP50Ms: wd.p50,
-        detachP99Ms: wd.p99,
-        cniAddP50Ms: ca.p50,
-        cniAddP99Ms: ca.p99,
-        cniDelP50Ms: cd.p50,
-        cniDelP99Ms: cd.p99,
-        execWrapperP50Ms: wrapper.p50,
-        attachRatio: ratio,
-        attachRatioNoWrapper: ratioNoWrapper,
-        detachRatio: wd.p50 / cd.p50,
+        cliAttachP50: s.cliAdd.p50,
+        cliDetachP50: s.cliDel.p50,
+        apiAttachP50: s.apiAdd.p50,
+        apiAttachP99: s.apiAdd.p99,
+        apiDetachP50: s.apiDel.p50,
+        refAddP50: s.refAdd.p50,
+        refAddP99: s.refAdd.p99,
+        refDelP50: s.refDel.p50,
+        nodeP50: s.node.p50,
+        cliAttachRatio: s.cliAdd.p50 / s.refAdd.p50,
+        apiAttachRatio: s.apiAdd.p50 / s.refAdd.p50,
+        apiDetachRatio: s.apiDel.p50 / s.refDel.p50,
       },
     };
   } finally {
+    await runner.close();
     await lab.destroy();
   }
+}
+
+if (process.argv[1]?.endsWith('attach.bench.js')) {
+  const r = await attachBench();
+  for (const line of r.lines) console.log(line);
 }

@@ -1,14 +1,21 @@
 // Simulated hosts for the lease benchmark, run inside a lab host (where etcd
 // is reachable): N SubnetManagers acquire concurrently through one etcd
-// client, then, as the baseline, N bare create-if-absent transactions of the
+// client, each choosing from the lease set a watcher holds, as a real agent
+// does; then, as the baseline, N bare create-if-absent transactions of the
 // same size are made under another prefix. Prints one JSON line of timings.
-// Usage: node lease-sim.js --etcd URL --count N --prefix P
+// The simulated hosts share one watcher (a real host has its own, which lists
+// once at start): its list and watch are inside the timed span.
+// Usage: node lease-sim.js --etcd URL --count N --prefix P [--hold] [--no-baseline]
+// (also used by integration tests to fill etcd with thousands of real leases fast)
+// (--hold: keep the leases alive until stdin closes, for benchmarks that go on
+// watching them).
 
 import { pino } from 'pino';
 import { systemClock } from '../../ipam/clock.js';
 import { createEtcdClient } from '../../ipam/etcd-client.js';
 import { EtcdSubnetRegistry } from '../../ipam/etcd-registry.js';
 import { encodeLeaseAttrs } from '../../ipam/lease-codec.js';
+import { LeaseWatcher } from '../../ipam/lease-watcher.js';
 import { parseNetworkConfig } from '../../ipam/network-config.js';
 import { SubnetManager } from '../../ipam/subnet-manager.js';
 import { percentile } from './types.js';
@@ -20,6 +27,7 @@ function arg(name: string): string {
   return v;
 }
 
+const hex = (n: number): string => n.toString(16).padStart(2, '0');
 const etcd = arg('etcd');
 const count = Number(arg('count'));
 const prefix = arg('prefix');
@@ -30,6 +38,9 @@ const log = pino({ level: 'silent' });
 
 const latencies: number[] = [];
 const t0 = performance.now();
+const watcher = new LeaseWatcher({ registry, clock: systemClock, log, checkIntervalMs: 3_600_000 });
+watcher.start();
+await watcher.ready();
 const managers = Array.from({ length: count }, (_, i) =>
   new SubnetManager({
     registry,
@@ -37,8 +48,10 @@ const managers = Array.from({ length: count }, (_, i) =>
     log,
     random: Math.random,
     config,
-    attrs: { publicIP: `198.19.${i >> 8}.${i & 255}`, backendType: 'vxlan', backendData: { VtepMAC: '02:00:00:00:00:01' } },
+    // A VtepMAC of its own per host, so that the watching agent programs every one.
+    attrs: { publicIP: `198.19.${i >> 8}.${i & 255}`, backendType: 'vxlan', backendData: { VtepMAC: `02:00:00:00:${hex(i >> 8)}:${hex(i & 255)}` } },
     ttlSeconds: 600,
+    known: () => watcher.known(),
   }),
 );
 const subnets = await Promise.all(
@@ -54,18 +67,26 @@ const distinct = new Set(subnets).size;
 
 // Baseline: the same number of create-if-absent writes of a lease-sized value, no choosing.
 const lease = client.lease(600);
-const id = await lease.grant();
-const value = encodeLeaseAttrs({ publicIP: '198.19.0.1', backendType: 'vxlan', backendData: { VtepMAC: '02:00:00:00:00:01' } });
-const b0 = performance.now();
-await Promise.all(
-  Array.from({ length: count }, (_, i) => {
-    const key = `/bench-baseline/subnets/10.${i >> 8}.${i & 255}.0-24`;
-    return client.if(key, 'Create', '==', 0).then(client.put(key).value(value).lease(id)).commit();
-  }),
-);
-const baselineMs = performance.now() - b0;
+let baselineMs = NaN;
+if (!process.argv.includes('--no-baseline')) {
+  const id = await lease.grant();
+  const value = encodeLeaseAttrs({ publicIP: '198.19.0.1', backendType: 'vxlan', backendData: { VtepMAC: '02:00:00:00:00:01' } });
+  const b0 = performance.now();
+  await Promise.all(
+    Array.from({ length: count }, (_, i) => {
+      const key = `/bench-baseline-${count}/subnets/10.${i >> 8}.${i & 255}.0-24`;
+      return client.if(key, 'Create', '==', 0).then(client.put(key).value(value).lease(id)).commit();
+    }),
+  );
+  baselineMs = performance.now() - b0;
+}
 latencies.sort((a, b) => a - b);
 console.log(JSON.stringify({ count, distinct, weftMs, baselineMs, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }));
+await watcher.stop();
+if (process.argv.includes('--hold')) {
+  process.stdin.resume();
+  await new Promise((r) => process.stdin.once('end', r));
+}
 for (const m of managers) m.stop();
 lease.release();
 client.close();

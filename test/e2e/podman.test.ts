@@ -193,7 +193,6 @@ describe('podman with weft, through the conflist `weft install-cni` writes, on t
     const looked = await pollUntil(() => podmans[0]!.exec('a', ['nslookup', 'b.weft.local', gwA]), (r) => r.stdout.includes(ipB), 15_000, 200);
     expect(looked.stdout, looked.stderr).toContain(ipB);
 
-
     await expectRmFreesAll(0, 'a', ipA);
     await expectRmFreesAll(1, 'b', ipB);
     for (const a of agents) {

@@ -1,6 +1,7 @@
 // The data plane through real agents: containers attached with `weft attach`
 // on different lab hosts reach each other through kernel VXLAN; a lease that
-// leaves etcd takes its kernel objects away everywhere; a route deleted by
+// leaves etcd takes its kernel objects away everywhere (after --lease-grace),
+// while a key deleted by hand and re-created by its owner costs no packet; a route deleted by
 // hand comes back; an agent SIGKILLed and restarted drops no packet;
 // --ip-masq masquerades traffic leaving the overlay and nothing inside it.
 
@@ -95,6 +96,20 @@ describe('data plane through real agents', () => {
     // The attachment survived the restart too.
     const list = await callAgent<AttachmentList>(agents[0]!.runDir, 'GET', '/v1/attachments');
     expect(list.attachments).toHaveLength(1);
+  }, 60_000);
+
+  it('`etcdctl del` of a host\'s key during a ping to it loses no packet: peers keep it for --lease-grace while its owner re-creates it', async () => {
+    const b = agents[1]!;
+    const before = await b.status();
+    const count = 80; // 4 s at 0.05 s
+    const ping = containers[0]!.exec(['ping', '-i', '0.05', '-c', String(count), '-W', '1', ips[1]!], { allowFail: true, timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    const key = `/weft/network/subnets/${before.subnet!.replace('/', '-')}`;
+    expect((await lab.etcd.etcdctl(['del', key])).stdout.trim()).toBe('1');
+    const r = await ping;
+    expect(r.stdout).toMatch(new RegExp(`${count} packets transmitted, ${count} received, 0% packet loss`));
+    const after = await b.waitFor((s) => s.leaseId !== before.leaseId && s.leases.some((l) => l.subnet === before.subnet), 'the owner to re-create its key');
+    expect(after.subnet).toBe(before.subnet);
   }, 60_000);
 
   it('a lease removed from etcd takes its route, neighbour and FDB entry away on every host', async () => {

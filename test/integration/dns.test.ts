@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callAgent } from '../../agent/api/client.js';
 import { assertRoot, createLab, dig, pollUntil, UNDERLAY_GATEWAY, type Lab, type LabContainer, type LabProcess } from '../lab/index.js';
 import { startAgent, weft, type WeftAgent } from '../lab/weft.js';
+import { execRunner, installRelay, WeftPlugin } from './support/cni.js';
 
 const ETCD = `http://${UNDERLAY_GATEWAY}:2379`;
 const WAIT = 15_000;
@@ -113,6 +114,28 @@ describe('gossip DNS across three hosts', () => {
     expect(rm.code, rm.stderr).toBe(0);
     const gone = await resolveFrom(1, 'many.weft.local', (_a, st) => st === 'NXDOMAIN');
     expect(gone.status).toBe('NXDOMAIN');
+  });
+
+  it('a pod attached through the CNI relay gets the DNS server in its result, is named pod.namespace and pod, and leaves with DEL', async () => {
+    const bin = join(lab.tmpDir, 'cni-bin');
+    await installRelay(bin);
+    const plugin = new WeftPlugin(lab.hosts[0]!, bin, execRunner(lab.hosts[0]!), agents[0]!.runDir, '');
+    const pod = await lab.hosts[0]!.addContainer('pod');
+    const call = (command: 'ADD' | 'DEL') =>
+      plugin.call({ command, containerId: 'pod-api-1', netns: pod.netnsPath, ifname: 'eth0', args: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=prod;K8S_POD_NAME=api-7d9;K8S_POD_UID=1', config: plugin.config('1.0.0') });
+    const add = await call('ADD');
+    expect(add.code, add.stdout + add.stderr).toBe(0);
+    const result = JSON.parse(add.stdout) as { ips: { address: string }[]; dns: { nameservers: string[]; search: string[] } };
+    expect(result.dns.nameservers).toEqual([gateways[0]]);
+    expect(result.dns.search).toEqual(['weft.local']);
+    const ip = result.ips[0]!.address.split('/')[0]!;
+    for (const name of ['api-7d9.prod.weft.local', 'api-7d9.weft.local']) {
+      expect((await resolveFrom(2, name, (a) => a.length === 1)).answers, name).toEqual([ip]);
+    }
+    expect((await dig(clients[2]!, gateways[2]!, 'prod.weft.local')).status).toBe('NOERROR');
+    const del = await call('DEL');
+    expect(del.code, del.stdout + del.stderr).toBe(0);
+    expect((await resolveFrom(2, 'api-7d9.prod.weft.local', (_a, st) => st === 'NXDOMAIN')).status).toBe('NXDOMAIN');
   });
 
   it('detach gives NXDOMAIN on every host', async () => {

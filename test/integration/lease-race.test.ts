@@ -1,7 +1,8 @@
 // 50 real agents on 50 lab hosts race for one /16 with SubnetLen 24. Every
 // one was told (by its state file) that 10.42.5.0/24 was its previous subnet, so all of them
-// go for the same key first; all but one must find it taken (by the list or by
-// losing the transaction) and choose again, and none may exit. Also: a lost etcd lease is noticed and taken back.
+// go for the same key first; all but one must find it taken (in the lease set
+// their watcher holds, from which they choose without listing, or by losing the
+// transaction) and choose again, and none may exit. Also: a lost etcd lease is noticed and taken back.
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -9,7 +9,7 @@ import { closeSync, readlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isWeftError } from '../../ipam/errors.js';
-import { type Netlink, RTPROT_WEFT, isExists, isNotFound, openNetlink, openTun } from '../../encap/netlink/index.js';
+import { type BulkOp, type Netlink, RTPROT_WEFT, isExists, isNotFound, openNetlink, openTun } from '../../encap/netlink/index.js';
 
 const tag = `${process.pid}-${randomBytes(3).toString('hex')}`;
 const NS1 = `weft-nltest-${tag}`;
@@ -299,6 +299,41 @@ describe('load', () => {
     await Promise.all(dels);
     expect(await nl.listRoutes({ proto: RTPROT_WEFT })).toEqual([]);
     expect(await nl.listFdb(dev)).toEqual([]);
+  });
+
+  it(`bulk: ${3 * N} writes in order (route after its neighbour), each failure named, and deletes`, async () => {
+    const dev = await nl.index('weft.1');
+    const adds: BulkOp[] = [];
+    for (let i = 0; i < N; i++) {
+      const hi = i >> 8;
+      const lo = i & 255;
+      adds.push({ kind: 'replace-neigh', dev, ip: `10.201.${hi}.${lo}`, mac: `02:00:00:03:${hex(hi)}:${hex(lo)}` });
+      adds.push({ kind: 'replace-fdb', dev, mac: `02:00:00:03:${hex(hi)}:${hex(lo)}`, dst: `198.18.${1 + hi}.${lo}` });
+      adds.push({ kind: 'replace-route', route: { dst: `10.${110 + hi}.${lo}.0/24`, gateway: `10.201.${hi}.${lo}`, dev, onlink: true, proto: RTPROT_WEFT } });
+    }
+    // Two that the kernel refuses, in the middle: a gateway of the wrong family, a device that does not exist.
+    adds.splice(1500, 0, { kind: 'replace-neigh', dev: 999_999, ip: '10.202.0.1', mac: '02:00:00:04:00:01' });
+    adds.splice(2500, 0, { kind: 'delete-route', route: { dst: '10.250.250.0/24', proto: RTPROT_WEFT, dev } });
+    const outcomes = await nl.bulk(adds);
+    const failures = outcomes.flatMap((o, i) => (o ? [{ i, code: o.code, errno: o.details['errno'], message: o.message }] : []));
+    expect(failures.map((f) => [f.i, f.errno])).toEqual([[1500, 'ENODEV'], [2500, 'ESRCH']]);
+    expect(failures[0]!.message).toContain('replace neighbour 10.202.0.1 lladdr 02:00:00:04:00:01 dev if999999');
+    expect(failures[1]!.message).toMatch(/delete route 10\.250\.250\.0\/24 dev weft\.1/);
+    expect(ipj(NS1, 'route', 'show', 'proto', String(RTPROT_WEFT))).toHaveLength(N);
+    expect(await nl.listNeighbours(dev)).toHaveLength(N);
+    expect((await nl.listFdb(dev)).filter((f) => f.self)).toHaveLength(N);
+
+    const dels: BulkOp[] = [];
+    for (let i = 0; i < N; i++) {
+      const hi = i >> 8;
+      const lo = i & 255;
+      dels.push({ kind: 'delete-route', route: { dst: `10.${110 + hi}.${lo}.0/24`, proto: RTPROT_WEFT } });
+      dels.push({ kind: 'delete-fdb', dev, mac: `02:00:00:03:${hex(hi)}:${hex(lo)}` });
+      dels.push({ kind: 'delete-neigh', dev, ip: `10.201.${hi}.${lo}` });
+    }
+    expect((await nl.bulk(dels)).filter(Boolean)).toEqual([]);
+    expect(await nl.listRoutes({ proto: RTPROT_WEFT })).toEqual([]);
+    expect(await nl.listNeighbours(dev)).toEqual([]);
   });
 });
 

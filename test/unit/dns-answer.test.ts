@@ -20,6 +20,7 @@ function zoneOf(names: Record<string, string[]>): Zone {
     domain: 'weft.local',
     ttl: 5,
     lookup: (n) => names[n],
+    isBetween: (n) => Object.keys(names).some((k) => k.endsWith(`.${n}`)),
     reverse: (a) => {
       const hits = Object.entries(names).filter(([, as]) => as.includes(a)).map(([n]) => n);
       return hits.length ? hits : undefined;
@@ -83,6 +84,9 @@ describe('DNS answers', () => {
     expect(nodata.authorities![0]!.type).toBe('SOA');
     expect(datas(answer(query('v6.weft.local', 'AAAA')))).toEqual(['fd00::5']);
     expect(answer(query('weft.local', 'SOA')).answers![0]!.type).toBe('SOA');
+    const between = answer(query('ns.weft.local', 'A'));
+    expect(between.rcode).toBe('NOERROR');
+    expect(between.answers).toHaveLength(0);
   });
 
   it('PTR for overlay addresses; NXDOMAIN for an overlay address without a name; other reverse names are forwarded', () => {

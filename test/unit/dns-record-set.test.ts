@@ -192,6 +192,10 @@ describe('record store', () => {
       expect(s.lookup('web')).toEqual(['10.42.1.2', '10.42.2.2']);
       expect(s.reverse('10.42.2.2')).toEqual(['web']);
     }
+    c.stores.get('h3')!.add('pod.ns', '10.42.3.2', 'c3');
+    deliverAll(c);
+    expect(c.stores.get('h1')!.isBetween('ns')).toBe(true);
+    expect(c.stores.get('h1')!.isBetween('web')).toBe(false);
     c.stores.get('h1')!.remove('web', '10.42.1.2', 'c1');
     deliverAll(c);
     for (const s of c.stores.values()) expect(s.lookup('web')).toEqual(['10.42.2.2']);

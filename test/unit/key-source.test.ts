@@ -1,8 +1,8 @@
-import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { KeySource, type ClusterKeyStore } from '../../agent/keys/key-source.js';
 import { WeftError, isWeftError } from '../../ipam/errors.js';
 import { generateKey, type Keyring } from '../../ipam/keys.js';
@@ -77,6 +77,35 @@ describe('KeySource', () => {
     await src.reload(f);
     expect(b64(src.current())).toEqual([k1, k2]);
     src.close();
+  });
+
+  it('keeps the cluster key in the state dir (0600) and starts from that copy while etcd is down', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'weft-keys-'));
+    dirs.push(d);
+    const cacheFile = join(d, 'cluster-key');
+    const store = new MemoryKeyStore();
+    const first = await KeySource.open({ store, clusterKeyName: 'k', log, cacheFile });
+    expect((await stat(cacheFile)).mode & 0o777).toBe(0o600);
+    store.down = 1_000_000; // etcd gone for good
+    const clock = new FakeClock();
+    const again = await KeySource.open({ store, clusterKeyName: 'k', log, cacheFile, clock });
+    expect(b64(again.current())).toEqual(b64(first.current()));
+  });
+
+  it('adopts etcd\'s cluster key when the cached copy differs, and tells subscribers', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'weft-keys-'));
+    dirs.push(d);
+    const cacheFile = join(d, 'cluster-key');
+    const old = generateKey();
+    await writeFile(cacheFile, old + '\n');
+    const store = new MemoryKeyStore();
+    store.value = generateKey();
+    const src = await KeySource.open({ store, clusterKeyName: 'k', log, cacheFile });
+    const seen: string[][] = [];
+    src.subscribe((r) => seen.push(b64(r)));
+    await vi.waitFor(() => expect(b64(src.current())).toEqual([store.value]));
+    expect(seen).toEqual([[store.value]]);
+    expect((await readFile(cacheFile, 'utf8')).trim()).toBe(store.value);
   });
 
   it('a missing key file is an error naming the flag', async () => {

@@ -86,6 +86,25 @@ describe('LeaseWatcher', () => {
     await w.stop();
   });
 
+  it('a broken watch whose close never answers still leads to exactly one relist', async () => {
+    const clock = new FakeClock();
+    const registry = new MemoryRegistry(PREFIX, clock);
+    const { w, last } = await started(registry, clock);
+    registry.hangingClose = true;
+    registry.listCalls = 0;
+    registry.breakWatches();
+    put(registry, '10.42.5.0/24', '198.18.0.15');
+    await flush();
+    await clock.advance(2000);
+    expect(last()).toEqual(['10.42.5.0/24']);
+    expect(registry.listCalls).toBe(1);
+    expect(registry.watchCount).toBe(1);
+    await clock.advance(60_000);
+    expect(registry.listCalls).toBe(1);
+    registry.hangingClose = false;
+    await w.stop();
+  });
+
   it('keeps retrying the list while etcd is away', async () => {
     const clock = new FakeClock();
     const registry = new MemoryRegistry(PREFIX, clock);

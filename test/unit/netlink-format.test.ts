@@ -81,3 +81,17 @@ describe('kernel errors', () => {
     expect(fromSystemError(fsErr, { op: 'open netns', object: '/run/netns/x' }).details.errno).toBe('ENOENT');
   });
 });
+
+describe('IPv4 fast path', () => {
+  it('parses and formats every octet value as the general path does, and refuses what it refuses', async () => {
+    const ipaddr = (await import('ipaddr.js')).default;
+    for (let o = 0; o < 256; o++) {
+      for (const ip of [`${o}.0.0.1`, `10.${o}.255.${o}`]) {
+        expect(Array.from(parseIp(ip))).toEqual(ipaddr.parse(ip).toByteArray());
+        expect(formatIp(parseIp(ip))).toBe(ip);
+      }
+    }
+    for (const bad of ['1.2.3.256', '01.2.3.4', '1.2.3', '1.2.3.4.5', ' 1.2.3.4', '1.2.3.4/24', '']) expect(() => parseIp(bad), bad).toThrow(/invalid IP address/);
+    expect(formatMac(Uint8Array.from([0x02, 0, 0xab, 0x0f, 0x10, 0xff]))).toBe('02:00:ab:0f:10:ff');
+  });
+});

@@ -164,6 +164,56 @@ describe('NetlinkSocket', () => {
     await expect(s.request(req)).rejects.toMatchObject({ errno: 9 });
   });
 
+  it('a batch goes out without ACK flags, closed by one acknowledged NOOP, in few sendmsg calls', async () => {
+    const { k, s } = setup();
+    const p = s.requestBatch(Array.from({ length: 3000 }, () => ({ ...req, flags: NLM_F.CREATE | NLM_F.REPLACE })));
+    await tick();
+    expect(k.sent).toHaveLength(2048 + 1); // the first segment and its closing NOOP
+    expect(k.sendCalls).toBeLessThanOrEqual(4);
+    const writes = k.sent.slice(0, 2048);
+    for (const m of writes) expect(m.flags).toBe(NLM_F.REQUEST | NLM_F.CREATE | NLM_F.REPLACE);
+    expect(new Set(writes.map((m) => m.seq)).size).toBe(2048);
+    const closing = k.sent[2048]!;
+    expect(closing.type).toBe(NLMSG.NOOP);
+    expect(closing.flags).toBe(NLM_F.REQUEST | NLM_F.ACK);
+    // Two writes fail; their errors arrive before the closing ACK, as the kernel orders them.
+    k.deliver(errorMsg(writes[5]!.seq, 17, 'File exists'), errorMsg(writes[2047]!.seq, 19), errorMsg(closing.seq, 0));
+    await tick();
+    const second = k.sent.slice(2049);
+    expect(second).toHaveLength(3000 - 2048 + 1);
+    k.deliver(errorMsg(second[0]!.seq, 3), errorMsg(second.at(-1)!.seq, 0));
+    const outcomes = await p;
+    expect(outcomes).toHaveLength(3000);
+    const failed = outcomes.flatMap((o, i) => (o ? [[i, (o as NetlinkErrno).errno]] : []));
+    expect(failed).toEqual([[5, 17], [2047, 19], [2048, 3]]);
+    expect((outcomes[5] as NetlinkErrno).extack).toBe('File exists');
+  });
+
+  it('a batch whose replies are lost (ENOBUFS) reports every outcome not known as failed', async () => {
+    const { k, s } = setup();
+    const p = s.requestBatch(Array.from({ length: 10 }, () => req));
+    await tick();
+    k.deliver(errorMsg(k.sent[1]!.seq, 22), Object.assign(new Error('ENOBUFS'), { errno: 105 }));
+    const outcomes = await p;
+    expect((outcomes[1] as NetlinkErrno).errno).toBe(22);
+    expect(outcomes.every((o) => o instanceof NetlinkErrno)).toBe(true);
+    expect((outcomes[0] as NetlinkErrno).errno).toBe(105);
+    // The socket still works afterwards.
+    const q = s.request(req);
+    await tick();
+    k.deliver(errorMsg(k.sent.at(-1)!.seq, 0));
+    await expect(q).resolves.toEqual([]);
+  });
+
+  it('an empty batch sends nothing; a closed socket fails a batch', async () => {
+    const { k, s } = setup();
+    expect(await s.requestBatch([])).toEqual([]);
+    expect(k.sendCalls).toBe(0);
+    s.close();
+    const outcomes = await s.requestBatch([req, req]);
+    expect(outcomes.map((o) => (o as NetlinkErrno).errno)).toEqual([9, 9]);
+  });
+
   it('times out a request the kernel never answers, and ignores the late reply', async () => {
     const { k, s } = setup({ timeoutMs: 20 });
     const p = s.request(req);

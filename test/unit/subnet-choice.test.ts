@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { cidrsOverlap, enumerateSubnets, formatCidr, parseCidr, subnetAt } from '../../ipam/cidr.js';
 import { parseNetworkConfig } from '../../ipam/network-config.js';
-import { chooseSubnet, staleOwnLeases, type SubnetChoice } from '../../ipam/subnet-choice.js';
+import { chooseSubnet, indexTaken, staleOwnLeases, type SubnetChoice } from '../../ipam/subnet-choice.js';
 import type { Cidr, Lease, NetworkConfig } from '../../ipam/types.js';
 
 const ME = '192.0.2.1';
@@ -116,9 +116,9 @@ describe('order of preference', () => {
   it('exhausted when every subnet is taken or excluded', () => {
     const leases = [lease('10.42.0.4/30', '192.0.2.7'), lease('10.42.0.8/30', '192.0.2.8')];
     expect(chooseSubnet({ config: tiny, leases, publicIP: ME, random: seeded(1) }).kind).toBe('random');
-    expect(chooseSubnet({ config: tiny, leases, publicIP: ME, exclude: [parseCidr('10.42.0.12/30')], random: seeded(1) })).toEqual({ kind: 'exhausted' });
+    expect(chooseSubnet({ config: tiny, leases, publicIP: ME, exclude: [parseCidr('10.42.0.12/30')], random: seeded(1) })).toEqual({ kind: 'exhausted', subnets: 3, taken: 3 });
     // One lease of a shorter, older SubnetLen can fill the whole range.
-    expect(chooseSubnet({ config: tiny, leases: [lease('10.42.0.0/28', '192.0.2.7')], publicIP: ME, random: seeded(1) })).toEqual({ kind: 'exhausted' });
+    expect(chooseSubnet({ config: tiny, leases: [lease('10.42.0.0/28', '192.0.2.7')], publicIP: ME, random: seeded(1) })).toEqual({ kind: 'exhausted', subnets: 3, taken: 3 });
   });
 
   it('a random() of exactly 1 or NaN still yields a free subnet', () => {
@@ -231,6 +231,21 @@ describe('scale', () => {
       expect(choice.kind).toBe('random');
       const s = (choice as { subnet: Cidr }).subnet;
       expect(leases.some((l) => cidrsOverlap(l.subnet, s))).toBe(false);
+    }
+  });
+});
+
+describe('a kept index of the set', () => {
+  it('choosing with indexTaken(set) gives exactly the choices made without it, exclusions included', () => {
+    const rnd = seeded(11);
+    const leases = Array.from({ length: 300 }, () => lease(subnetAt(net16, Math.floor(rnd() * enumerateSubnets(net16))), '192.0.2.9'));
+    const taken = indexTaken(net16, leases);
+    for (let seed = 0; seed < 200; seed++) {
+      const exclude = seed % 3 === 0 ? [subnetAt(net16, seed), subnetAt(net16, seed + 7)] : [];
+      const a = chooseSubnet({ config: net16, leases, publicIP: ME, exclude, random: seeded(seed) });
+      const b = chooseSubnet({ config: net16, leases, publicIP: ME, exclude, random: seeded(seed), taken });
+      expect(b).toEqual(a);
+      for (const x of exclude) expect(cidrsOverlap(x, parseCidr(subnetOf(b)!))).toBe(false);
     }
   });
 });

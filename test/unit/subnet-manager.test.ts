@@ -88,7 +88,7 @@ describe('SubnetManager', () => {
 
   it('retries with backoff while etcd is unreachable, then succeeds', async () => {
     const { registry, clock, make } = setup();
-    registry.failNext = 4;
+    registry.failNext = 8; // grant and list go out together: two failed calls per attempt
     const lease = await make('198.18.0.11').acquire();
     expect(lease.subnet.len).toBe(24);
     expect(clock.sleeps.length).toBeGreaterThanOrEqual(4);
@@ -179,5 +179,95 @@ describe('SubnetManager.verify (the watch as a second loss detector)', () => {
     await flush();
     await flush();
     expect(formatCidr(m.current()!.subnet)).not.toBe(formatCidr(first.subnet));
+  });
+});
+
+describe('SubnetManager choosing from the watched set', () => {
+  const other = (subnet: string, publicIP: string, registry: MemoryRegistry): void =>
+    registry.putRaw(leaseKey(PREFIX, parseCidr(subnet)), encodeLeaseAttrs({ publicIP, backendType: 'vxlan', backendData: {} }), '7');
+
+  it('takes a free subnet from the set without listing etcd', async () => {
+    const { registry, make } = setup();
+    other('10.42.9.0/24', '198.18.0.99', registry);
+    const known = (await registry.list()).leases;
+    registry.listCalls = 0;
+    const lease = await make('198.18.0.11', { known: () => known }).acquire();
+    expect(registry.listCalls).toBe(0);
+    expect(formatCidr(lease.subnet)).not.toBe('10.42.9.0/24');
+    expect((await registry.list()).leases).toHaveLength(2);
+  });
+
+  it('lists once when there is no set yet', async () => {
+    const { registry, make } = setup();
+    await make('198.18.0.11', { known: () => undefined }).acquire();
+    expect(registry.listCalls).toBe(1);
+  });
+
+  it('a stale set: conflicts lose the transaction, are excluded and retried, still without listing', async () => {
+    const { registry, make } = setup('10.42.0.0/28'); // SubnetLen 30: .4, .8, .12
+    other('10.42.0.4/30', '198.18.0.98', registry);
+    other('10.42.0.8/30', '198.18.0.99', registry);
+    registry.listCalls = 0;
+    const creates: string[] = [];
+    const create = registry.create.bind(registry);
+    registry.create = async (subnet, attrs, id) => {
+      creates.push(formatCidr(subnet));
+      return create(subnet, attrs, id);
+    };
+    // The set knows nothing of the two leases: every pick is a possible race.
+    const lease = await make('198.18.0.11', { known: () => [], random: () => 0 }).acquire();
+    expect(formatCidr(lease.subnet)).toBe('10.42.0.12/30');
+    expect(creates).toEqual(['10.42.0.4/30', '10.42.0.8/30', '10.42.0.12/30']);
+    expect(registry.listCalls).toBe(0);
+  });
+
+  it('50 hosts racing with one shared, empty set get 50 distinct subnets inside SubnetMin..SubnetMax', async () => {
+    const clock = new FakeClock(true);
+    const registry = new MemoryRegistry(PREFIX, clock);
+    const config = parseNetworkConfig({ Network: '10.42.0.0/16', SubnetMin: '10.42.100.0', SubnetMax: '10.42.163.0' }); // 64 subnets
+    const managers = Array.from({ length: 50 }, (_, i) =>
+      new SubnetManager({ registry, clock, log, random: seeded(3), config, attrs: { publicIP: `198.18.2.${i + 1}`, backendType: 'vxlan', backendData: {} }, ttlSeconds: 60, known: () => [] }),
+    );
+    const leases = await Promise.all(managers.map((m) => m.acquire()));
+    const subnets = leases.map((l) => l.subnet.addr);
+    expect(new Set(subnets).size).toBe(50);
+    for (const a of subnets) {
+      expect(a).toBeGreaterThanOrEqual(parseCidr('10.42.100.0/24').addr);
+      expect(a).toBeLessThanOrEqual(parseCidr('10.42.163.0/24').addr);
+    }
+    expect(registry.listCalls).toBe(0);
+  });
+
+  it('a stale copy of its own lease (old mod revision) is confirmed with a list, not given up', async () => {
+    const { registry, make } = setup();
+    const old = make('198.18.0.11');
+    const first = await old.acquire();
+    old.stop();
+    const stale: Lease = { ...first, modRevision: first.modRevision - 1 };
+    registry.listCalls = 0;
+    const again = await make('198.18.0.11', { known: () => [stale] }).acquire();
+    expect(formatCidr(again.subnet)).toBe(formatCidr(first.subnet));
+    expect(registry.listCalls).toBe(1);
+    expect((await registry.list()).leases).toHaveLength(1);
+  });
+
+  it('a full network: the set is confirmed by one list, then the wait is logged naming the size and what to change', async () => {
+    const clock = new FakeClock(false);
+    const registry = new MemoryRegistry(PREFIX, clock);
+    const config = parseNetworkConfig({ Network: '10.42.0.0/28' });
+    for (const s of ['10.42.0.4/30', '10.42.0.8/30', '10.42.0.12/30']) other(s, '198.18.0.99', registry);
+    const lines: string[] = [];
+    const logged = pino({ level: 'error' }, { write: (l: string) => void lines.push(l) });
+    const known = (await registry.list()).leases;
+    registry.listCalls = 0;
+    const m = new SubnetManager({ registry, clock, log: logged, random: seeded(1), config, attrs: { publicIP: '198.18.0.11', backendType: 'vxlan', backendData: {} }, ttlSeconds: 60, known: () => known });
+    let got: Lease | undefined;
+    const acquiring = m.acquire().then((l) => (got = l), () => undefined);
+    await flush();
+    expect(got).toBeUndefined();
+    expect(registry.listCalls).toBe(1);
+    expect(lines.join('')).toMatch(/no free subnet left in the network: all 3 subnets of 10\.42\.0\.0\/28 .*SubnetLen 30/);
+    m.stop();
+    await acquiring;
   });
 });

@@ -56,7 +56,8 @@ export interface CniOutcome {
 
 /** What runs a plugin binary inside a host. */
 export interface CniRunner {
-  run(binary: string, env: Record<string, string>, input: string, timeoutMs: number): Promise<CniOutcome>;
+  /** `args`: command-line arguments (plugins take none; the attach bench runs `weft attach` the same way). */
+  run(binary: string, env: Record<string, string>, input: string, timeoutMs: number, args?: readonly string[]): Promise<CniOutcome>;
   close(): Promise<void>;
 }
 
@@ -77,10 +78,10 @@ export function cniEnv(call: CniCall, defaultPath: string): Record<string, strin
 /** One `ip netns exec <host> env -i … plugin` per call: the environment is exactly `env`. */
 export function execRunner(host: LabHost): CniRunner {
   return {
-    async run(binary, env, input, timeoutMs) {
+    async run(binary, env, input, timeoutMs, args = []) {
       const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
       const t0 = performance.now();
-      const r = await host.exec(['env', '-i', ...vars, binary], { input, timeoutMs, allowFail: true });
+      const r = await host.exec(['env', '-i', ...vars, binary, ...args], { input, timeoutMs, allowFail: true });
       return { ...r, ms: performance.now() - t0 };
     },
     close: async () => undefined,
@@ -99,7 +100,7 @@ const reply = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
 createInterface({ input: process.stdin }).on('line', (line) => {
   const job = JSON.parse(line);
   const t0 = process.hrtime.bigint();
-  const child = spawn(job.binary, [], { env: job.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(job.binary, job.args ?? [], { env: job.env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '', stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
@@ -130,7 +131,7 @@ export async function startTimedRunner(host: LabHost): Promise<CniRunner> {
     }
   });
   return {
-    run(binary, env, input, timeoutMs) {
+    run(binary, env, input, timeoutMs, args) {
       const id = next++;
       return new Promise<CniOutcome>((resolve, reject) => {
         const timer = setTimeout(() => {
@@ -142,7 +143,7 @@ export async function startTimedRunner(host: LabHost): Promise<CniRunner> {
           resolve({ code: r.code, stdout: r.stdout, stderr: r.stderr, ms: r.ms });
         });
         if (!proc.running) reject(proc.failure('the plugin driver exited'));
-        else proc.child.stdin?.write(`${JSON.stringify({ id, binary, env, input })}\n`);
+        else proc.child.stdin?.write(`${JSON.stringify({ id, binary, args, env, input })}\n`);
       });
     },
     async close() {

@@ -38,6 +38,10 @@ export class MemoryRegistry implements SubnetRegistry {
   private revision = 1;
   private nextLeaseId = 100;
   private watchers = new Set<{ cb: LeaseWatchCallbacks; frozen: boolean }>();
+  /** How many times list() was called (the cached-choice path must not list). */
+  listCalls = 0;
+  /** Makes closing a watch never finish (etcd3's cancel() of a watch etcd already ended). */
+  hangingClose = false;
   /** Number of upcoming calls that fail as if etcd were unreachable. */
   failNext = 0;
   config: string | undefined;
@@ -122,6 +126,7 @@ export class MemoryRegistry implements SubnetRegistry {
   }
 
   async list(): Promise<LeaseList> {
+    this.listCalls++;
     this.check('list');
     const leases: Lease[] = [];
     const keys: string[] = [];
@@ -194,7 +199,12 @@ export class MemoryRegistry implements SubnetRegistry {
     this.check('watch');
     const w = { cb, frozen: false };
     this.watchers.add(w);
-    return { close: async () => void this.watchers.delete(w) };
+    return {
+      close: () => {
+        this.watchers.delete(w);
+        return this.hangingClose ? new Promise<void>(() => undefined) : Promise.resolve();
+      },
+    };
   }
 
   async stats(): Promise<LeaseStats> {
