@@ -50,6 +50,8 @@ export const agentFlags: readonly FlagSpec[] = [
   { name: 'install-cni', type: 'bool', default: false, help: 'once ready, install the CNI plugin and conflist (as flannel\'s DaemonSet does; see the --cni-* flags)' },
   ...dnsFlags,
   ...cniInstallFlags,
+  { name: 'cnm-socket', type: 'string', default: '/run/docker/plugins/weft.sock', help: 'where to serve Docker\'s network and IPAM plugin (docker network create -d weft --ipam-driver weft), once ready; empty disables' },
+  { name: 'docker-socket', type: 'string', default: '/var/run/docker.sock', help: 'Docker Engine API socket, read for the names of containers on weft networks (retried until dockerd answers); empty: no Docker names in weft\'s DNS' },
   ...logFlags,
 ];
 

@@ -167,6 +167,50 @@ export async function plumb(spec: PlumbSpec): Promise<Plumbed> {
   }
 }
 
+export interface HandoffSpec {
+  readonly hostNetlink: Netlink;
+  readonly hostIfName: string;
+  /** The container end's name, left in the host namespace for the runtime to move (Docker's Join SrcName). */
+  readonly peerName: string;
+  readonly mtu: number;
+  readonly mac?: string;
+  readonly bridge: string;
+}
+
+/** The handoff end's name: `vp` + the same hash as the host end, so it is found again without state. */
+export function handoffIfNameFor(hostIfName: string): string {
+  return `vp${hostIfName.slice(2)}`;
+}
+
+/**
+ * A pair whose container end stays in the host namespace, unconfigured: Docker's
+ * remote driver protocol has the runtime move it into the sandbox and set its
+ * address, MAC and routes itself. All-or-nothing like plumb().
+ */
+export async function plumbHandoff(spec: HandoffSpec): Promise<Plumbed> {
+  const { hostNetlink: host, hostIfName, peerName } = spec;
+  if ((await host.getLink(spec.bridge)) === undefined) {
+    throw new WeftError('UNAVAILABLE', `bridge ${spec.bridge} does not exist yet: the data plane is not up; try again`, { bridge: spec.bridge });
+  }
+  const what = (e: unknown): WeftError => during({ ifname: peerName, netnsPath: 'the host namespace' }, e);
+  try {
+    await host.createVeth({ name: hostIfName, mtu: spec.mtu, peerName, peerMtu: spec.mtu, peerMac: spec.mac });
+  } catch (e) {
+    throw what(e);
+  }
+  try {
+    await host.setMaster(hostIfName, spec.bridge);
+    await host.setUp(hostIfName);
+    const peer = await host.getLink(peerName);
+    if (peer?.mac === undefined) throw new WeftError('KERNEL', `${peerName} vanished while being configured`);
+    // The runtime adds the default route via the gateway it is given (Docker's Join reply).
+    return { mac: peer.mac, defaultRoute: true };
+  } catch (e) {
+    await unplumb(host, hostIfName).catch(() => undefined);
+    throw what(e);
+  }
+}
+
 /** Promise.all that waits for every branch before rejecting, so the rollback never races a branch still at work. */
 async function settleAll<A, B>(ps: [Promise<A>, Promise<B>]): Promise<[A, B]> {
   const [a, b] = await Promise.allSettled(ps);

@@ -24,6 +24,7 @@ need=(
   "/usr/lib/cni/bridge containernetworking-plugins"
   "podman podman"
   "/usr/sbin/runc runc"
+  "/usr/sbin/dockerd docker.io"
   "containerd containerd"
   "iptables iptables"
   "/var/lib/dpkg/info/busybox-static.list busybox-static"

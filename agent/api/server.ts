@@ -53,7 +53,8 @@ class TooLarge extends WeftError {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+/** The JSON body (undefined when empty); INVALID_ARGUMENT when too large or not JSON. Shared with the Docker plugin's socket. */
+export async function readBody(req: IncomingMessage): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_BODY) throw new TooLarge();
   const chunks: Buffer[] = [];
@@ -151,6 +152,21 @@ export async function startApiServer(socketPath: string, routes: Routes, log: Lo
       errorReply(res, e, path, log);
     }
   });
+  await listenUnix(server, socketPath, 'give this agent its own --run-dir');
+  log.info({ socket: socketPath }, 'API listening');
+  return server;
+}
+
+/**
+ * Serves `server` on a unix socket, mode 0600 (see the header): refuses
+ * (CONFLICT) when a live process serves the path, replaces a stale socket a
+ * killed agent left, removes it on close. Also bounds how long a client may
+ * take to send its request, so a slow client holds only its own connection.
+ * Shared with the Docker plugin's socket.
+ */
+export async function listenUnix(server: Server, socketPath: string, otherwise: string): Promise<void> {
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
   // A client that sends garbage gets 400 from Node's parser; nothing reaches a handler.
   server.on('clientError', (_e, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -159,7 +175,7 @@ export async function startApiServer(socketPath: string, routes: Routes, log: Lo
   const dir = dirname(socketPath);
   await mkdir(dir, { recursive: true, mode: 0o755 });
   if (await socketAnswers(socketPath)) {
-    throw new WeftError('CONFLICT', `another weft agent is serving ${socketPath}: stop it, or give this agent its own --run-dir`, { socket: socketPath });
+    throw new WeftError('CONFLICT', `another weft agent is serving ${socketPath}: stop it, or ${otherwise}`, { socket: socketPath });
   }
   // Private directories of an agent killed during start-up (no live agent serves this run dir).
   for (const name of await readdir(dir)) if (name.startsWith('.weft-')) await rm(join(dir, name), { recursive: true, force: true });
@@ -189,6 +205,4 @@ export async function startApiServer(socketPath: string, routes: Routes, log: Lo
       // Already gone.
     }
   });
-  log.info({ socket: socketPath }, 'API listening');
-  return server;
 }

@@ -55,6 +55,8 @@ export interface Attachment {
   readonly mac: string;
   readonly mtu: number;
   readonly hostIfName: string;
+  /** A handoff attachment's container end as created in the host namespace (Docker moves and renames it). */
+  readonly handoffIfName?: string;
   readonly routes: readonly AttachmentRoute[];
   readonly dns?: { readonly nameservers: readonly string[] };
   /** ISO time of the attach. */

@@ -25,14 +25,20 @@
 //
 // Operations on the same key are serialised (a per-key lock); different keys
 // run in parallel, the pool serialising only the address choice.
+//
+// Docker's remote driver splits one attach in two protocols (agent/cnm): its
+// IPAM reserves the address first (`reserve`, released by `release`), its Join
+// then asks for a `handoff` attachment (the container end left in the host
+// namespace for dockerd to move) and its Leave detaches with `keepAddress`,
+// because the address stays Docker's until its IPAM ReleaseAddress.
 
 import type { Logger } from 'pino';
-import { formatCidr, formatIp } from '../../ipam/cidr.js';
+import { formatCidr, formatIp, parseIp } from '../../ipam/cidr.js';
 import { WeftError } from '../../ipam/errors.js';
 import { type AddressPool, type Reservation, gatewayOf } from '../../ipam/address-pool.js';
 import type { Cidr } from '../../ipam/types.js';
-import type { Plumbed, PlumbSpec } from '../../encap/plumb.js';
-import { hostIfNameFor } from '../../encap/plumb.js';
+import type { HandoffSpec, Plumbed, PlumbSpec } from '../../encap/plumb.js';
+import { handoffIfNameFor, hostIfNameFor } from '../../encap/plumb.js';
 import type { Attachment, AttachmentList, CheckReply, DetachReply } from '../api/types.js';
 import { type AttachmentStore, keyString } from './store.js';
 import { type AttachmentKey, type AttachParams, parseAttachRequest, parseDetachRequest } from './validate.js';
@@ -49,6 +55,8 @@ export type PlumbRequest = Omit<PlumbSpec, 'hostNetlink'>;
 export interface Plumber {
   assertNetns(path: string): Promise<void>;
   plumb(spec: PlumbRequest): Promise<Plumbed>;
+  /** A pair whose container end stays in the host namespace under `peerName` (Docker moves it). */
+  plumbHandoff(spec: Omit<HandoffSpec, 'hostNetlink'>): Promise<Plumbed>;
   /** Idempotent; false when there was nothing to delete. */
   unplumb(hostIfName: string): Promise<boolean>;
   /** What is missing (empty when intact). */
@@ -165,11 +173,13 @@ export class AttachmentService {
 
   private async attachLocked(req: AttachParams): Promise<Attachment> {
     const net = this.requireNetwork();
-    // Before reserving: a namespace that is not there must cost nothing.
-    await this.o.plumber.assertNetns(req.netns);
+    // Before reserving: a namespace that is not there must cost nothing. A handoff's namespace may
+    // not exist yet: dockerd's runc makes it after Join, and dockerd moves the interface in then.
+    if (req.handoff !== true) await this.o.plumber.assertNetns(req.netns);
     const log = this.o.log.child({ containerId: req.containerId, ifname: req.ifname });
     const existing = this.o.store.get(req);
-    if (existing !== undefined && (await this.intact(existing, req, net))) {
+    // A handoff end is configured by the runtime after we answer: nothing to compare, always made afresh.
+    if (existing !== undefined && req.handoff !== true && (await this.intact(existing, req, net))) {
       log.debug('attach: already attached and intact');
       return existing;
     }
@@ -183,7 +193,12 @@ export class AttachmentService {
       // of this key: a crash before the record or during a detach, or an attachment being replaced.
       if (await this.o.plumber.unplumb(hostIfName)) log.info({ hostIfName, fresh }, 'deleted a leftover veth of this attachment');
       const spec = this.spec({ netns: req.netns, ifname: req.ifname, ip, gateway, mtu: net.mtu, hostIfName });
-      const { mac, defaultRoute } = await this.o.plumber.plumb({ ...spec, ...(req.mac ? { mac: req.mac } : {}) });
+      const handoffIfName = req.handoff === true ? handoffIfNameFor(hostIfName) : undefined;
+      const mac = req.mac ? { mac: req.mac } : {};
+      const made =
+        handoffIfName === undefined
+          ? await this.o.plumber.plumb({ ...spec, ...mac })
+          : await this.o.plumber.plumbHandoff({ hostIfName, peerName: handoffIfName, mtu: net.mtu, bridge: this.bridge, ...mac });
       plumbed = true;
       const attachment: Attachment = {
         containerId: req.containerId,
@@ -194,11 +209,12 @@ export class AttachmentService {
         ...(req.podNamespace ? { podNamespace: req.podNamespace } : {}),
         ip,
         gateway,
-        mac,
+        mac: made.mac,
         mtu: net.mtu,
         hostIfName,
+        ...(handoffIfName ? { handoffIfName } : {}),
         // A second interface in the namespace finds the first one's default route and adds none.
-        routes: defaultRoute ? [{ dst: DEFAULT_ROUTE, gw: gateway }] : [],
+        routes: made.defaultRoute ? [{ dst: DEFAULT_ROUTE, gw: gateway }] : [],
         createdAt: (this.o.now?.() ?? new Date()).toISOString(),
       };
       await this.o.store.put(attachment);
@@ -208,7 +224,8 @@ export class AttachmentService {
     } catch (e) {
       log.warn({ err: (e as Error).message, ip }, 'attach failed; undoing');
       // Undo in the detach order: the address first, so nothing is ever leaked that could be handed out twice.
-      await this.o.pool.release(req).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cannot release the address of a failed attach'));
+      // A handoff's address was reserved by Docker's IPAM and stays until its ReleaseAddress.
+      if (req.handoff !== true) await this.o.pool.release(req).catch((err: unknown) => log.error({ err: (err as Error).message }, 'cannot release the address of a failed attach'));
       // plumb() undoes its own partial work; a veth of that name it did not make (EEXIST) is not ours to delete.
       if (plumbed) await this.o.plumber.unplumb(hostIfName).catch(() => undefined);
       await this.o.store.delete(req).catch(() => undefined);
@@ -225,9 +242,10 @@ export class AttachmentService {
     return (await this.o.plumber.inspect(this.spec(a))).length === 0;
   }
 
-  detach(body: unknown): Promise<DetachReply> {
+  /** `keepAddress`: for Docker's Leave, whose address its IPAM releases later (not an API option). */
+  detach(body: unknown, opts: { keepAddress?: boolean } = {}): Promise<DetachReply> {
     const key = parseDetachRequest(body);
-    return this.withKey(key, () => this.detachLocked(key));
+    return this.withKey(key, () => this.detachLocked(key, opts));
   }
 
   /**
@@ -280,6 +298,30 @@ export class AttachmentService {
       else if (net === undefined || held.subnet !== formatCidr(net.subnet)) missing.push(`${a.ip} in the host's current subnet`);
       return { ok: missing.length === 0, missing, attachment: a };
     });
+  }
+
+  /** The host's subnet, overlay MTU and gateway (the bridge's address); UNAVAILABLE before the lease is held. */
+  hostNetwork(): HostNetwork & { gateway: string } {
+    const net = this.requireNetwork();
+    return { ...net, gateway: formatIp(gatewayOf(net.subnet)) };
+  }
+
+  /** Reserves an address for `key` without attaching anything (Docker's IPAM RequestAddress). */
+  reserve(key: AttachmentKey, ip?: string): Promise<Reservation> {
+    let requested: number | undefined;
+    if (ip !== undefined) {
+      try {
+        requested = parseIp(ip);
+      } catch {
+        throw new WeftError('INVALID_ARGUMENT', `ip: "${ip}" is not an IPv4 address`, { field: 'ip', value: ip });
+      }
+    }
+    return this.withKey(key, async () => (await this.o.pool.allocate(this.requireNetwork().subnet, key, requested)).reservation);
+  }
+
+  /** Gives `key`'s address back (Docker's IPAM ReleaseAddress); idempotent. */
+  release(key: AttachmentKey): Promise<Reservation | undefined> {
+    return this.withKey(key, () => this.o.pool.release(key));
   }
 
   list(): AttachmentList {

@@ -19,6 +19,8 @@ export type AttachParams = Pick<Attachment, 'containerId' | 'ifname' | 'netns' |
   readonly mac?: string;
   /** A specific address of the host subnet, as an unsigned 32-bit integer. */
   readonly ip?: number;
+  /** Leave the container end in the host namespace for the runtime to move (Docker's Join). */
+  readonly handoff?: boolean;
 };
 
 export interface AttachmentKey {
@@ -107,9 +109,12 @@ export function parseAttachRequest(body: unknown): AttachParams {
       throw invalid('ip', `"${ipText}" is not an IPv4 address`, ipText);
     }
   }
+  const handoff = o['handoff'];
+  if (handoff !== undefined && typeof handoff !== 'boolean') throw invalid('handoff', `must be true or false, got ${JSON.stringify(handoff)}`, handoff);
   return {
     ...key,
     netns,
+    ...(handoff === true ? { handoff } : {}),
     ...(name ? { name } : {}),
     ...(network ? { network } : {}),
     ...(podNamespace ? { podNamespace } : {}),

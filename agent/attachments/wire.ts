@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { AddressPool, fileStorage, poolFile } from '../../ipam/address-pool.js';
 import { openNetlink, type Netlink } from '../../encap/netlink/index.js';
-import { assertForeignNetns, assertNetns, hostNamespaces, inspect, isHostIfName, plumb, unplumb } from '../../encap/plumb.js';
+import { assertForeignNetns, assertNetns, hostNamespaces, inspect, isHostIfName, plumb, plumbHandoff, unplumb } from '../../encap/plumb.js';
 import { attachmentRoutes } from '../api/attachment-routes.js';
 import type { Routes } from '../api/server.js';
 import { AttachmentService, type HostNetwork, type Plumber } from './service.js';
@@ -48,6 +48,7 @@ export function netlinkPlumber(hostNetlink: Netlink, hostNetnsPath?: string): Pl
       await assertForeignNetns(path, hosts);
     },
     plumb: (spec) => plumb({ ...spec, hostNetlink }),
+    plumbHandoff: (spec) => plumbHandoff({ ...spec, hostNetlink }),
     unplumb: (name) => unplumb(hostNetlink, name),
     inspect: (spec) => inspect({ ...spec, hostNetlink }),
   };

@@ -9,7 +9,7 @@
 //   --resync-interval) → API socket → health → network config → backend
 //   (VTEP MAC, MTU) → subnet lease → subnet.env → first complete lease list →
 //   data-plane reconcile (then on every lease change and every
-//   --resync-interval) → ready → install-cni
+//   --resync-interval) → ready → install-cni, Docker plugin socket
 //
 // On SIGTERM/SIGINT the agent stops; kernel state and the lease stay, so a
 // restart (or SIGKILL and restart) drops no packet.
@@ -33,6 +33,8 @@ import { GossipComponent } from '../components/gossip.js';
 import { HealthComponent } from '../components/health.js';
 import { LeasesComponent } from '../components/leases.js';
 import { SubnetEnvComponent } from '../components/subnet-env.js';
+import { CnmComponent } from '../cnm/index.js';
+import { recordStoreNames } from '../cnm/dns-registry.js';
 import { SweepComponent } from '../components/sweep.js';
 import { NodeState } from '../core/node-state.js';
 import type { FlagValues } from '../flags.js';
@@ -113,11 +115,20 @@ export async function runAgent(v: FlagValues, root: Logger): Promise<number> {
   api.addRoutes(() => dns.routes);
   api.addRoutes(() => ({ 'POST /v1/cni': cniRoute(cniService({ attachments: attachments.service, notReady: () => state.notReady(), mtu: () => state.get().mtu, dns: (a) => dns.clientDns(a.gateway) })) }));
 
+  const cnmSocket = v['cnm-socket'] as string;
+  // Docker's plugin: marks Docker's keys as runtime-managed as soon as it starts (before the first sweep),
+  // serves its socket once the node is ready.
+  const docker =
+    cnmSocket === ''
+      ? undefined
+      : new CnmComponent({ socketPath: cnmSocket, stateDir, attachments: () => attachments.service, state, fail: agent.fail, dockerSocket: v['docker-socket'] as string, ...(v['docker-socket'] !== '' ? { names: recordStoreNames(records, logFor('docker')) } : {}), log: logFor('docker') });
+
   // Start order: the API socket early (a second agent on this run dir fails before touching the
   // kernel), then the parts that wait for etcd in the background; the data plane listens before
   // leases arrive.
   return agent.run([
     attachments,
+    ...(docker ? [docker] : []),
     dns,
     sweep,
     api,

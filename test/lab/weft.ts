@@ -61,7 +61,7 @@ export class WeftAgent {
     await mkdir(this.opts.dir, { recursive: true });
     const spawn = this.opts.holder ? this.opts.holder.spawn.bind(this.opts.holder) : this.host.spawn.bind(this.host);
     this.proc = spawn(
-      [process.execPath, WEFT_CLI, 'agent', '--etcd-endpoints', this.opts.etcd, '--run-dir', this.runDir, '--state-dir', this.stateDir, '--healthz-listen', '', '--watch-check-interval', '2', '--log-level', 'debug', ...(this.opts.args ?? [])],
+      [process.execPath, WEFT_CLI, 'agent', '--etcd-endpoints', this.opts.etcd, '--run-dir', this.runDir, '--state-dir', this.stateDir, '--healthz-listen', '', '--watch-check-interval', '2', '--log-level', 'debug', '--cnm-socket', '', ...(this.opts.args ?? [])],
       { env: this.opts.env },
     );
     return this;

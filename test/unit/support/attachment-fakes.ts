@@ -35,6 +35,12 @@ export class FakePlumber implements Plumber {
     this.routed.add(spec.netnsPath);
     return { mac: spec.mac ?? '02:00:00:00:00:01', defaultRoute };
   }
+  async plumbHandoff(spec: { hostIfName: string; peerName: string; mtu: number; mac?: string }) {
+    this.events.push(`handoff ${spec.hostIfName} ${spec.peerName} mtu ${spec.mtu}`);
+    if (this.failPlumb) throw this.failPlumb;
+    this.links.add(spec.hostIfName);
+    return { mac: spec.mac ?? '02:00:00:00:00:02', defaultRoute: true };
+  }
   async unplumb(name: string) {
     this.events.push(`unplumb ${name}`);
     return this.links.delete(name);
