@@ -8,17 +8,8 @@
 import type { Endpoint, Packet, PushPullState } from '../../agent/gossip/messages.js';
 import { memberlistDefaults, SwimNode, type SwimConfig, type SwimTransport, type Timers } from '../../agent/gossip/swim.js';
 import type { GossipDelegate, MemberInfo } from '../../agent/gossip/types.js';
+import { seededRandom } from '../lab/seeded-random.js';
 
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Ev { at: number; n: number; fn: () => void; cancelled: boolean }
 

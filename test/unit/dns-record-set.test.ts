@@ -10,18 +10,8 @@ import { HybridClock } from '../../agent/dns/hybrid-clock.js';
 import { decodeRecords, encodeMessages, encodeRecords, MAX_MESSAGE_BYTES } from '../../agent/dns/record-codec.js';
 import { type DnsRecord, mergeLists, RecordSet, recordKey } from '../../agent/dns/record-set.js';
 import { RecordStore } from '../../agent/dns/record-store.js';
+import { seededRandom as rng } from '../lab/seeded-random.js';
 
-/** mulberry32: small, seeded, good enough to shuffle. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 function shuffle<T>(r: () => number, xs: readonly T[]): T[] {
   const out = [...xs];

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { Endpoint, Packet, PushPullState } from '../../agent/gossip/messages.js';
 import { memberlistDefaults, SwimNode, type SwimConfig } from '../../agent/gossip/swim.js';
 import type { GossipDelegate, MemberInfo } from '../../agent/gossip/types.js';
-import { seededRandom, VirtualTime } from '../bench/gossip-sim.js';
+import { VirtualTime } from '../bench/gossip-sim.js';
+import { seededRandom } from '../lab/seeded-random.js';
 
 class Recorder implements GossipDelegate {
   readonly events: MemberInfo[] = [];

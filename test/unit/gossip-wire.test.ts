@@ -9,7 +9,7 @@ import { open, seal, SEAL_OVERHEAD } from '../../agent/gossip/seal.js';
 import { gossipKeys, seedsFromLeases } from '../../agent/components/gossip.js';
 import { gossipStatusLine, peersTable } from '../../agent/commands/peers.js';
 import { generateKey, parseKeyFile } from '../../ipam/keys.js';
-import { seededRandom } from '../bench/gossip-sim.js';
+import { seededRandom } from '../lab/seeded-random.js';
 import type { Lease } from '../../ipam/types.js';
 
 const packet: Packet = {

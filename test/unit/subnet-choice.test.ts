@@ -7,20 +7,10 @@ import { cidrsOverlap, enumerateSubnets, formatCidr, parseCidr, subnetAt } from 
 import { parseNetworkConfig } from '../../ipam/network-config.js';
 import { chooseSubnet, indexTaken, staleOwnLeases, type SubnetChoice } from '../../ipam/subnet-choice.js';
 import type { Cidr, Lease, NetworkConfig } from '../../ipam/types.js';
+import { seededRandom as seeded } from '../lab/seeded-random.js';
 
 const ME = '192.0.2.1';
 
-/** mulberry32: small, seedable, good enough to drive property tests. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 function lease(subnet: string | Cidr, publicIP: string, modRevision = 1): Lease {
   return {
