@@ -40,6 +40,7 @@
 #include <netinet/udp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -567,6 +569,38 @@ static int rx_batch(fwd_t *f, rx_state_t *s) {
 }
 
 /*
+ * Ask the scheduler to run this thread as soon as it wakes. A packet waits
+ * in the TUN queue or the socket until the worker runs, so the worker's
+ * wake-up delay is the tunnel's latency: measured on 2 busy cores, a woken
+ * worker waited up to a whole scheduler tick (4 ms at HZ=250) behind
+ * whatever thread held the CPU (another process, the agent's own GC), and
+ * those waits were the whole RTT tail. EEVDF (Linux >= 6.12) lets a fair
+ * task ask for a short slice (sched_runtime); a waking task with a shorter
+ * slice preempts the running one at once, yet it stays a fair task, so a
+ * flood of datagrams cannot starve the agent or the host the way a
+ * real-time priority could. Older kernels ignore the field; failure only
+ * costs latency, so it is not an error. (The measured price: about 0.03 ms
+ * more RTT p50 on an idle 2-vCPU VM, for a p99 without the 1-4 ms waits.)
+ */
+#define WORKER_SLICE_NS 100000 /* the kernel's minimum */
+struct weft_sched_attr { /* linux/sched/types.h's sched_attr, VER0; that header clashes with sched.h */
+  uint32_t size, sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime, sched_deadline, sched_period;
+};
+static void prefer_quick_wakeups(void) {
+  struct weft_sched_attr at;
+  memset(&at, 0, sizeof at);
+  if (syscall(SYS_sched_getattr, 0, &at, sizeof at, 0) != 0 || at.sched_policy != SCHED_OTHER) return;
+  at.size = sizeof at;
+  at.sched_flags = 0;
+  at.sched_runtime = WORKER_SLICE_NS;
+  (void)syscall(SYS_sched_setattr, 0, &at, 0);
+}
+
+/*
  * One worker per TUN queue; worker 0 also owns the socket. Like a classic
  * single-threaded forwarder it takes whatever is ready on either side and
  * only sleeps when both are empty: the reply a write to the TUN device
@@ -577,6 +611,8 @@ static int rx_batch(fwd_t *f, rx_state_t *s) {
 static void *worker_main(void *arg) {
   txarg_t *a = arg;
   fwd_t *f = a->f;
+  pthread_setname_np(pthread_self(), "weft-udp-fwd");
+  prefer_quick_wakeups();
   int tun = f->tun[a->queue];
   tx_state_t *tx = tx_state_new(f);
   rx_state_t *rx = a->queue == 0 ? rx_state_new(f) : NULL;
