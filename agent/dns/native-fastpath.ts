@@ -7,6 +7,7 @@
 
 import { loadNative } from '../../encap/netlink/native.js';
 import { maskOf, parseIp } from '../../ipam/cidr.js';
+import { WeftError } from '../../ipam/errors.js';
 import type { Cidr } from '../../ipam/types.js';
 
 export interface FastPathStats {
@@ -53,9 +54,16 @@ export function encodeNets(nets: readonly Cidr[]): Buffer {
   return b;
 }
 
-/** Binds host:port (IPv4) in the calling process's network namespace; throws with .code EADDRINUSE/EACCES/EADDRNOTAVAIL like dgram. */
+/**
+ * Binds host:port (IPv4) in the calling process's network namespace; throws with .code
+ * EADDRINUSE/EACCES/EADDRNOTAVAIL like dgram, or a WeftError INTERNAL when the addon is not built.
+ */
 export function openFastPath(host: string, port: number, onMiss: (query: Buffer, ip: string, port: number) => void): FastPath {
-  const n = (loadNative() as unknown as NativeDns).dnsFastpathOpen({ bindIp: parseIp(host), port, onMiss });
+  const addon = loadNative() as unknown as Partial<NativeDns>;
+  if (typeof addon.dnsFastpathOpen !== 'function') {
+    throw new WeftError('INTERNAL', 'the native addon predates the DNS fast path; rebuild it with `sh native/build.sh`', {});
+  }
+  const n = addon.dnsFastpathOpen({ bindIp: parseIp(host), port, onMiss });
   return {
     port: n.port,
     setAllowed: (nets) => n.setAllowed(encodeNets(nets)),
