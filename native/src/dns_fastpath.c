@@ -86,6 +86,10 @@ typedef struct {
   pthread_t th;
   int started, closed;
   napi_threadsafe_function tsfn;
+  /* Node finalizes the threadsafe function on its own schedule (after release, or at
+   * environment teardown, in either order with the object's finalizer): whichever of
+   * the two runs last frees this struct. Both run on the JS thread. */
+  int tsfn_alive, wrapper_gone;
   pthread_rwlock_t lock;
   entry_t **buckets;
   size_t entries, bytes;
@@ -315,13 +319,25 @@ static void fp_stop(dnsfp_t *d) {
   d->tsfn = NULL;
 }
 
-static void fp_finalize(napi_env env, void *data, void *hint) {
-  dnsfp_t *d = data;
-  fp_stop(d);
+static void fp_free(dnsfp_t *d) {
   table_clear(d);
   free(d->buckets);
   pthread_rwlock_destroy(&d->lock);
   free(d);
+}
+
+static void tsfn_finalized(napi_env env, void *data, void *hint) {
+  dnsfp_t *d = data;
+  d->tsfn_alive = 0;
+  d->tsfn = NULL;
+  if (d->wrapper_gone) fp_free(d);
+}
+
+static void fp_finalize(napi_env env, void *data, void *hint) {
+  dnsfp_t *d = data;
+  fp_stop(d);
+  d->wrapper_gone = 1;
+  if (!d->tsfn_alive) fp_free(d);
 }
 
 static dnsfp_t *fp_of(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
@@ -542,25 +558,27 @@ napi_value dns_fastpath_open(napi_env env, napi_callback_info info) {
     }
   }
   if (!failed && (napi_create_string_utf8(env, "weft-dns-miss", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-                  napi_create_threadsafe_function(env, onmiss, NULL, name, MISS_QUEUE, 1, NULL, NULL, d, call_js, &d->tsfn) != napi_ok)) {
+                  napi_create_threadsafe_function(env, onmiss, NULL, name, MISS_QUEUE, 1, d, tsfn_finalized, d, call_js, &d->tsfn) != napi_ok)) {
     err = EINVAL;
     failed = "napi_create_threadsafe_function";
   }
+  d->tsfn_alive = d->tsfn != NULL;
   pthread_rwlock_init(&d->lock, NULL);
   for (int i = 0; i < C_COUNT; i++) atomic_init(&d->c[i], 0);
   if (!failed && (err = pthread_create(&d->th, NULL, worker, d)) != 0) failed = "pthread_create";
   if (failed) {
-    if (d->tsfn) napi_release_threadsafe_function(d->tsfn, napi_tsfn_abort);
     if (d->sock >= 0) close(d->sock);
     if (d->stopfd >= 0) close(d->stopfd);
-    pthread_rwlock_destroy(&d->lock);
-    free(d->buckets);
-    free(d);
+    d->closed = 1;
+    d->wrapper_gone = 1;
+    if (d->tsfn) napi_release_threadsafe_function(d->tsfn, napi_tsfn_abort); /* its finalizer frees d */
+    else fp_free(d);
     return throw_sys(env, err, failed);
   }
   d->started = 1;
   if (napi_create_object(env, &out) != napi_ok || napi_wrap(env, out, d, fp_finalize, NULL, NULL) != napi_ok) {
     fp_stop(d);
+    d->wrapper_gone = 1; /* the threadsafe function's finalizer frees d */
     return NULL;
   }
   const struct {
