@@ -78,6 +78,8 @@ interface DnsStatus {
   readonly upstreams: string[];
   readonly records: { names: number; entries: number; visible: number; tombstones: number };
   readonly queries?: { queries: number; servfail: number; formerr: number; refused: number };
+  /** The native UDP fast path's counters (its hits are already inside `queries`). */
+  readonly nativeUdp?: { hits: number; dropMissQueue: number };
 }
 
 /** One line for `weft status`; undefined when the agent reports no DNS section. */
@@ -86,7 +88,7 @@ export function dnsStatusLine(status: unknown): string | undefined {
   if (d === undefined) return undefined;
   if (!d.enabled) return 'off (--dns-listen is empty)';
   const where = d.listening.length > 0 ? `on ${d.listening.join(', ')}` : `not listening yet${d.bindError ? ` (${d.bindError})` : ''}`;
-  const q = d.queries ? `, ${d.queries.queries} queries (${d.queries.servfail} SERVFAIL, ${d.queries.formerr} FORMERR, ${d.queries.refused} refused)` : '';
+  const q = d.queries ? `, ${d.queries.queries} queries (${d.queries.servfail} SERVFAIL, ${d.queries.formerr} FORMERR, ${d.queries.refused} refused${d.nativeUdp ? `, ${d.nativeUdp.hits} answered natively${d.nativeUdp.dropMissQueue ? `, ${d.nativeUdp.dropMissQueue} dropped waiting for JS` : ''}` : ''})` : '';
   const up = d.upstreams.length > 0 ? d.upstreams.join(' ') : 'none (outside names get SERVFAIL)';
   return `${where}, ${d.domain} ${d.records.names} names (${d.records.visible} live records, ${d.records.tombstones} tombstones)${q}; upstream ${up}`;
 }

@@ -161,6 +161,9 @@ export class DnsComponent implements Component {
     const service = this.o.attachments();
     for (const a of service.list().attachments) this.register(a);
     this.unsubscribes.push(service.subscribe((ev) => this.onAttachment(ev)));
+    // The native UDP fast path answers without asking JS: it must hear of every change at once.
+    this.unsubscribes.push(store.subscribe(() => this.server?.sync()));
+    this.unsubscribes.push(this.o.state.subscribe(() => this.server?.sync()));
     log.info({ records: store.own().length, domain: this.domain }, 'DNS records of this host announced');
     this.o.state.addStatus('dns', () => this.status());
     this.timers.push(setInterval(() => store.collect(), this.o.collectEveryMs ?? 60_000).unref());
@@ -251,6 +254,11 @@ export class DnsComponent implements Component {
       log: this.o.log,
       // The overlay network is part of what an answer depends on (PTR authority), so its change counts too.
       generation: () => this.o.store.generation * 2 + (this.o.state.get().config === undefined ? 0 : 1),
+      // What allowed() accepts, as networks the native fast path can test: loopback and the overlay.
+      allowedNetworks: () => {
+        const cfg = this.o.state.get().config;
+        return [{ addr: parseIp('127.0.0.0'), len: 8 }, ...(cfg ? [cfg.network] : [])];
+      },
     });
     await server.start();
     if (this.stopping.signal.aborted) {
@@ -270,6 +278,7 @@ export class DnsComponent implements Component {
       upstreams: this.upstreams().map((u) => `${u.host}:${u.port}`),
       records: { ...this.o.store.stats(), generation: this.o.store.generation },
       queries: this.server?.counters,
+      ...(this.server?.fastPathStats() ? { nativeUdp: this.server.fastPathStats() } : {}),
       forwarder: this.forwarder.counters,
       gossip: this.o.store.counters,
     };

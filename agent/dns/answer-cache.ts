@@ -50,9 +50,10 @@ export class AnswerCache {
   /**
    * Decides the query through `decide` and, for authoritative replies, keeps the
    * rotation cycle: `decide` is called again (each call rotates) until the
-   * first reply comes back.
+   * first reply comes back. `kept` hears of every cycle kept (the native
+   * fast path keeps a copy).
    */
-  decideAndKeep(query: Buffer, decide: () => Decision, cacheable: (d: Decision) => boolean): Decision {
+  decideAndKeep(query: Buffer, decide: () => Decision, cacheable: (d: Decision) => boolean, kept?: (replies: readonly Buffer[], turn: number, rcode: string) => void): Decision {
     const first = decide();
     if (first.kind !== 'reply' || !cacheable(first)) return first;
     this.fresh();
@@ -62,7 +63,9 @@ export class AnswerCache {
       if (next.kind !== 'reply') return first;
       if (next.bytes.equals(first.bytes)) {
         // The next query gets the reply after `first`.
-        this.entries.set(query.toString('latin1', 2), { replies, rcode: first.rcode, turn: replies.length > 1 ? 1 : 0 });
+        const turn = replies.length > 1 ? 1 : 0;
+        this.entries.set(query.toString('latin1', 2), { replies, rcode: first.rcode, turn });
+        kept?.(replies, turn, first.rcode);
         return first;
       }
       replies.push(next.bytes);

@@ -5,14 +5,23 @@
 // underlay. Every handler is wrapped: a query can cost an answer, never the
 // process. TCP connections are bounded in number, idle time and buffered
 // bytes (RFC 7766's limits, small).
+//
+// UDP on an IPv4 address, when the reply cache is on, goes through the
+// native fast path (native-fastpath.ts): a thread answers repeated queries
+// from the cycles this file pushes after deciding them, and hands everything
+// else here (onMiss), where it is decided exactly as a dgram datagram would
+// be and sent back from the same socket. Any change of the answers
+// (invalidate(), or a new generation seen on a miss) empties its table.
 
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
+import type { Cidr } from '../../ipam/types.js';
 import { AnswerCache } from './answer-cache.js';
 import { decideQuery, refused, servfail, type Decision, type Zone } from './dns-answer.js';
 import type { Forwarder } from './forwarder.js';
+import { openFastPath, type FastPath } from './native-fastpath.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -30,6 +39,13 @@ export interface DnsServerOptions {
   readonly tcpIdleMs?: number;
   /** Changes whenever the answers may change (the record set's generation); enables the reply cache. */
   readonly generation?: () => number;
+  /**
+   * IPv4 networks whose clients the native fast path may answer (a subset of
+   * what `allowed` accepts; everyone else is decided here). Without it, or
+   * with `nativeFastPath: false`, UDP stays on node:dgram.
+   */
+  readonly allowedNetworks?: () => readonly Cidr[];
+  readonly nativeFastPath?: boolean;
 }
 
 export interface DnsCounters {
@@ -48,9 +64,13 @@ const MAX_TCP_BUFFER = 2 + 65535 + 2;
 
 export class DnsServer {
   private udp: Socket[] = [];
+  private fast: FastPath[] = [];
+  private fastGeneration = -1;
+  /** Native answers of fast paths already closed, so the counters never go back. */
+  private closedFast = { hits: 0, nxdomain: 0 };
   private tcp: Server[] = [];
   private readonly conns = new Set<TcpSocket>();
-  readonly counters: DnsCounters = { queries: 0, answered: 0, forwarded: 0, servfail: 0, formerr: 0, refused: 0, dropped: 0, truncated: 0, nxdomain: 0 };
+  private readonly c: DnsCounters = { queries: 0, answered: 0, forwarded: 0, servfail: 0, formerr: 0, refused: 0, dropped: 0, truncated: 0, nxdomain: 0 };
   /** Where it listens now (ports resolved when 0 was asked). */
   bound: ListenAddress[] = [];
   private readonly cache: AnswerCache | undefined;
@@ -59,9 +79,92 @@ export class DnsServer {
     this.cache = o.generation ? new AnswerCache(o.generation) : undefined;
   }
 
+  /** Every query counted once, whether the native thread or this file answered it. */
+  get counters(): DnsCounters {
+    let { hits, nxdomain } = this.closedFast;
+    for (const f of this.fast) {
+      const s = f.stats();
+      hits += s.hits;
+      nxdomain += s.nxdomain;
+    }
+    return { ...this.c, queries: this.c.queries + hits, answered: this.c.answered + hits, nxdomain: this.c.nxdomain + nxdomain };
+  }
+
+  /** The native fast paths' own counters (summed), for status. */
+  fastPathStats(): Record<string, number> | undefined {
+    if (this.fast.length === 0) return undefined;
+    const sum: Record<string, number> = {};
+    for (const f of this.fast) for (const [k, v] of Object.entries(f.stats())) sum[k] = (sum[k] ?? 0) + v;
+    return sum;
+  }
+
+  /**
+   * The answers may have changed (record set, network config): call on every
+   * change. A new generation empties the native tables, the allowed networks
+   * are pushed again. Misses call it too, as a backstop.
+   */
+  sync(): void {
+    if (this.fast.length === 0) return;
+    const g = this.o.generation?.() ?? -1;
+    const nets = this.o.allowedNetworks?.() ?? [];
+    for (const f of this.fast) {
+      if (g !== this.fastGeneration) f.clear();
+      f.setAllowed(nets);
+    }
+    this.fastGeneration = g;
+  }
+
+  private useFastPath(host: string): boolean {
+    return this.o.nativeFastPath !== false && this.cache !== undefined && this.o.allowedNetworks !== undefined && isIP(host) === 4;
+  }
+
+  /** The native socket for one IPv4 address, or undefined when the addon is not built (dgram then). */
+  private openFast(l: ListenAddress): FastPath | undefined {
+    let fp: FastPath | undefined;
+    const onMiss = (msg: Buffer, address: string, port: number): void => {
+      // Runs from the addon's threadsafe call: it must never throw.
+      try {
+        if (fp === undefined || !this.fast.includes(fp)) return;
+        const f = fp;
+        if (this.o.generation && this.o.generation() !== this.fastGeneration) this.sync();
+        const hit = this.cached(msg, address);
+        if (hit !== undefined) {
+          f.send(hit, address, port);
+          return;
+        }
+        this.handle(msg, address, 'udp').then(
+          (out) => {
+            if (out !== undefined && this.fast.includes(f)) f.send(out, address, port);
+          },
+          (e: unknown) => this.o.log.error({ err: (e as Error).message }, 'DNS query failed (bug)'),
+        );
+      } catch (e) {
+        this.o.log.error({ err: (e as Error).message }, 'DNS query failed (bug)');
+      }
+    };
+    try {
+      fp = openFastPath(l.host, l.port, onMiss);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'INTERNAL') {
+        this.o.log.warn({ err: (e as Error).message }, 'DNS native fast path unavailable; serving UDP through node:dgram');
+        return undefined;
+      }
+      throw e;
+    }
+    fp.setAllowed(this.o.allowedNetworks?.() ?? []);
+    this.fastGeneration = this.o.generation?.() ?? -1;
+    return fp;
+  }
+
   async start(): Promise<void> {
     try {
       for (const l of this.o.listen) {
+        const fp = this.useFastPath(l.host) ? this.openFast(l) : undefined;
+        if (fp !== undefined) {
+          this.fast.push(fp);
+          await this.listenTcp(l.host, fp.port);
+          continue;
+        }
         const udp = createSocket({ type: isIP(l.host) === 6 ? 'udp6' : 'udp4' });
         udp.on('message', (msg, rinfo) => {
           // The cached path stays synchronous: no promise per query.
@@ -87,28 +190,38 @@ export class DnsServer {
           });
         });
         this.udp.push(udp);
-        const port = udp.address().port;
-        const tcp = createServer((c) => this.onConnection(c));
-        tcp.on('error', (e) => this.o.log.warn({ err: e.message }, 'DNS TCP server error'));
-        await new Promise<void>((resolve, reject) => {
-          tcp.once('error', reject);
-          tcp.listen(port, l.host, () => {
-            tcp.off('error', reject);
-            resolve();
-          });
-        });
-        this.tcp.push(tcp);
-        this.bound.push({ host: l.host, port });
+        await this.listenTcp(l.host, udp.address().port);
       }
     } catch (e) {
       await this.stop();
       throw e;
     }
-    this.o.log.info({ listen: this.bound.map((b) => `${b.host}:${b.port}`) }, 'DNS server listening (UDP and TCP)');
+    this.o.log.info({ listen: this.bound.map((b) => `${b.host}:${b.port}`), nativeUdp: this.fast.length }, 'DNS server listening (UDP and TCP)');
+  }
+
+  private async listenTcp(host: string, port: number): Promise<void> {
+    const tcp = createServer((c) => this.onConnection(c));
+    tcp.on('error', (e) => this.o.log.warn({ err: e.message }, 'DNS TCP server error'));
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen(port, host, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
+    });
+    this.tcp.push(tcp);
+    this.bound.push({ host, port });
   }
 
   async stop(): Promise<void> {
-    const [udp, tcp] = [this.udp, this.tcp];
+    const [udp, tcp, fast] = [this.udp, this.tcp, this.fast];
+    for (const f of fast) {
+      const st = f.stats();
+      this.closedFast.hits += st.hits;
+      this.closedFast.nxdomain += st.nxdomain;
+    }
+    this.fast = [];
+    for (const f of fast) f.close();
     this.udp = [];
     this.tcp = [];
     this.bound = [];
@@ -119,33 +232,40 @@ export class DnsServer {
 
   /** The bytes to send back for one query, or undefined to send nothing. */
   async handle(query: Buffer, from: string, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
-    this.counters.queries++;
+    this.c.queries++;
     if (!this.o.allowed(from)) {
       if (query.length < 12 || (query.readUInt16BE(2) & 0x8000) !== 0) {
-        this.counters.dropped++;
+        this.c.dropped++;
         return undefined;
       }
-      this.counters.refused++;
+      this.c.refused++;
       return refused(query);
     }
     const decide = (): Decision => decideQuery(query, this.o.zone, transport);
     // Only UDP replies that fit are kept: a truncated reply depends on the transport.
-    const d = this.cache && transport === 'udp' ? this.cache.decideAndKeep(query, decide, (x) => x.kind === 'reply' && x.rcode !== 'FORMERR' && x.rcode !== 'TRUNCATED') : decide();
+    const keep = (replies: readonly Buffer[], turn: number, rcode: string): void => {
+      // Only for clients the thread may answer itself; the key ignores the client.
+      for (const f of this.fast) f.put(query, replies, rcode === 'NXDOMAIN', turn);
+    };
+    const d =
+      this.cache && transport === 'udp'
+        ? this.cache.decideAndKeep(query, decide, (x) => x.kind === 'reply' && x.rcode !== 'FORMERR' && x.rcode !== 'TRUNCATED', this.fast.length > 0 ? keep : undefined)
+        : decide();
     if (d.kind === 'drop') {
-      this.counters.dropped++;
+      this.c.dropped++;
       return undefined;
     }
     if (d.kind === 'reply') {
-      this.counters.answered++;
-      if (d.rcode === 'FORMERR') this.counters.formerr++;
-      if (d.rcode === 'TRUNCATED') this.counters.truncated++;
-      if (d.rcode === 'NXDOMAIN') this.counters.nxdomain++;
+      this.c.answered++;
+      if (d.rcode === 'FORMERR') this.c.formerr++;
+      if (d.rcode === 'TRUNCATED') this.c.truncated++;
+      if (d.rcode === 'NXDOMAIN') this.c.nxdomain++;
       return d.bytes;
     }
-    this.counters.forwarded++;
+    this.c.forwarded++;
     const answer = transport === 'udp' ? await this.o.forwarder.udp(query) : await this.o.forwarder.tcp(query);
     if (answer !== undefined) return answer;
-    this.counters.servfail++;
+    this.c.servfail++;
     return servfail(query);
   }
 
@@ -153,9 +273,9 @@ export class DnsServer {
   private cached(query: Buffer, from: string): Buffer | undefined {
     const hit = this.cache?.get(query);
     if (hit === undefined || !this.o.allowed(from)) return undefined;
-    this.counters.queries++;
-    this.counters.answered++;
-    if (hit.rcode === 'NXDOMAIN') this.counters.nxdomain++;
+    this.c.queries++;
+    this.c.answered++;
+    if (hit.rcode === 'NXDOMAIN') this.c.nxdomain++;
     return hit.bytes;
   }
 

@@ -39,6 +39,7 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "dns_fastpath.h"
 #include "udp_forwarder.h"
 
 #ifndef SOL_NETLINK
@@ -470,6 +471,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpForwarderOpen", NULL, udp_forwarder_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dnsFastpathOpen", NULL, dns_fastpath_open, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_OK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -2,7 +2,10 @@
 // is reachable): N SubnetManagers acquire concurrently through one etcd
 // client, each choosing from the lease set a watcher holds, as a real agent
 // does; then, as the baseline, N bare create-if-absent transactions of the
-// same size are made under another prefix. Prints one JSON line of timings.
+// same size are made under another prefix, and then N pairs of what each host
+// cannot do without, its own etcd lease grant followed by the create-if-absent
+// bound to it (the floor of any per-host-lease design, flannel's included).
+// Prints one JSON line of timings.
 // The simulated hosts share one watcher (a real host has its own, which lists
 // once at start): its list and watch are inside the timed span.
 // Usage: node lease-sim.js --etcd URL --count N --prefix P [--hold] [--no-baseline]
@@ -68,6 +71,7 @@ const distinct = new Set(subnets).size;
 // Baseline: the same number of create-if-absent writes of a lease-sized value, no choosing.
 const lease = client.lease(600);
 let baselineMs = NaN;
+let floorMs = NaN;
 if (!process.argv.includes('--no-baseline')) {
   const id = await lease.grant();
   const value = encodeLeaseAttrs({ publicIP: '198.19.0.1', backendType: 'vxlan', backendData: { VtepMAC: '02:00:00:00:00:01' } });
@@ -79,9 +83,20 @@ if (!process.argv.includes('--no-baseline')) {
     }),
   );
   baselineMs = performance.now() - b0;
+  const f0 = performance.now();
+  await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const own = client.lease(600, { autoKeepAlive: false });
+      const ownId = await own.grant();
+      const key = `/bench-floor-${count}/subnets/10.${i >> 8}.${i & 255}.0-24`;
+      await client.if(key, 'Create', '==', 0).then(client.put(key).value(value).lease(ownId)).commit();
+      own.release();
+    }),
+  );
+  floorMs = performance.now() - f0;
 }
 latencies.sort((a, b) => a - b);
-console.log(JSON.stringify({ count, distinct, weftMs, baselineMs, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }));
+console.log(JSON.stringify({ count, distinct, weftMs, baselineMs, floorMs, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }));
 await watcher.stop();
 if (process.argv.includes('--hold')) {
   process.stdin.resume();

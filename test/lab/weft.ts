@@ -11,6 +11,7 @@ import type { AgentStatus } from '../../agent/api/types.js';
 import type { ExecResult, LabProcess } from './exec.js';
 import type { Holder } from './holder.js';
 import type { Namespace } from './netns.js';
+import { UNDERLAY_GATEWAY } from './lab.js';
 
 /** The repository root, found from this file whether it runs as .ts or from dist/. */
 export const REPO_ROOT: string = (() => {
@@ -60,8 +61,10 @@ export class WeftAgent {
     assertBuilt();
     await mkdir(this.opts.dir, { recursive: true });
     const spawn = this.opts.holder ? this.opts.holder.spawn.bind(this.opts.holder) : this.host.spawn.bind(this.host);
+    // Outside names go to the lab's own underlay address (where a test may run a fake upstream),
+    // never to this machine's resolvers: lab traffic stays inside the lab.
     this.proc = spawn(
-      [process.execPath, WEFT_CLI, 'agent', '--etcd-endpoints', this.opts.etcd, '--run-dir', this.runDir, '--state-dir', this.stateDir, '--healthz-listen', '', '--watch-check-interval', '2', '--log-level', 'debug', '--cnm-socket', '', ...(this.opts.args ?? [])],
+      [process.execPath, WEFT_CLI, 'agent', '--etcd-endpoints', this.opts.etcd, '--run-dir', this.runDir, '--state-dir', this.stateDir, '--healthz-listen', '', '--watch-check-interval', '2', '--log-level', 'debug', '--cnm-socket', '', '--dns-upstream', `${UNDERLAY_GATEWAY}:53`, ...(this.opts.args ?? [])],
       { env: this.opts.env },
     );
     return this;

@@ -17,6 +17,7 @@ import { attachmentNames } from '../../agent/dns/names.js';
 import { RecordStore } from '../../agent/dns/record-store.js';
 import { MARKER, namedNetns, removeNetnsResolvConf, writeNetnsResolvConf } from '../../agent/dns/resolv-conf.js';
 import { dnsStatusLine } from '../../agent/commands/dns.js';
+import { parseCidr } from '../../ipam/cidr.js';
 
 const base: Attachment = { containerId: 'c1', ifname: 'eth0', netns: '/run/netns/app1', ip: '10.42.1.2/24', gateway: '10.42.1.1', mac: '02:00:00:00:00:01', mtu: 1450, hostIfName: 'vethx', routes: [], createdAt: '2026-01-01T00:00:00Z' };
 
@@ -181,5 +182,22 @@ describe('DNS component listening', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('status line and the native fast path', () => {
+  it('shows the natively answered queries (already counted in the total) and drops waiting for JS', () => {
+    const dns = { enabled: true, listening: ['10.42.1.1:53'], domain: 'weft.local.', upstreams: [], records: { names: 1, entries: 1, visible: 1, tombstones: 0 } };
+    const queries = { queries: 10, servfail: 0, formerr: 0, refused: 1 };
+    expect(dnsStatusLine({ dns: { ...dns, queries, nativeUdp: { hits: 7, dropMissQueue: 0 } } })).toContain('10 queries (0 SERVFAIL, 0 FORMERR, 1 refused, 7 answered natively)');
+    expect(dnsStatusLine({ dns: { ...dns, queries, nativeUdp: { hits: 7, dropMissQueue: 2 } } })).toContain('7 answered natively, 2 dropped waiting for JS)');
+    expect(dnsStatusLine({ dns: { ...dns, queries } })).toContain('(0 SERVFAIL, 0 FORMERR, 1 refused)');
+  });
+
+  it('pushes allowed networks as (net, mask) pairs, at most 32', async () => {
+    const { encodeNets } = await import('../../agent/dns/native-fastpath.js');
+    const b = encodeNets([parseCidr('127.0.0.0/8'), parseCidr('10.42.0.0/16')]);
+    expect(b.toString('hex')).toBe('7f000000ff0000000a2a0000ffff0000');
+    expect(encodeNets(Array.from({ length: 40 }, () => parseCidr('10.0.0.0/8'))).length).toBe(32 * 8);
   });
 });
