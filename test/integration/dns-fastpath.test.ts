@@ -9,7 +9,6 @@
 // same zone, and must get the same bytes back (or nothing from both).
 // Integration, not unit: it needs the built addon.
 
-import { createSocket } from 'node:dgram';
 import * as packet from 'dns-packet';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import { DnsServer } from '../../agent/dns/dns-server.js';
 import { Forwarder } from '../../agent/dns/forwarder.js';
 import { parseCidr } from '../../ipam/cidr.js';
 import { seededRandom } from '../lab/seeded-random.js';
+import { udpQuery } from '../lab/udp-query.js';
 
 function zoneOf(names: Record<string, string[]>): Zone {
   const turn = new Map<string, number>();
@@ -81,21 +81,9 @@ describe('DNS native UDP fast path', () => {
     };
   }
 
-  /** One query from a fresh socket (a late reply can never be taken for the next one's); undefined when none comes. */
+  /** One query from a fresh socket; undefined when none comes. */
   function ask(port: number, q: Buffer, timeoutMs = 1000): Promise<Buffer | undefined> {
-    return new Promise((resolve) => {
-      const c = createSocket('udp4');
-      const t = setTimeout(() => {
-        c.close();
-        resolve(undefined);
-      }, timeoutMs);
-      c.on('message', (m) => {
-        clearTimeout(t);
-        c.close();
-        resolve(m);
-      });
-      c.send(q, port, '127.0.0.1');
-    });
+    return udpQuery(port, q, timeoutMs);
   }
 
   const hits = (s: DnsServer): number => s.fastPathStats()?.["hits"] ?? 0;

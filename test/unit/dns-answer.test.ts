@@ -13,6 +13,7 @@ import { AnswerCache } from '../../agent/dns/answer-cache.js';
 import { canonicalIp, decideQuery, reverseAddress, type Zone } from '../../agent/dns/dns-answer.js';
 import { DnsServer } from '../../agent/dns/dns-server.js';
 import { Forwarder, parseResolvConf, parseUpstream } from '../../agent/dns/forwarder.js';
+import { udpQuery } from '../lab/udp-query.js';
 
 function zoneOf(names: Record<string, string[]>): Zone {
   const turn = new Map<string, number>();
@@ -223,20 +224,9 @@ describe('DNS server sockets (loopback)', () => {
     return s;
   }
 
-  function ask(port: number, q: Buffer, timeoutMs = 2000): Promise<Reply | undefined> {
-    return new Promise((resolve) => {
-      const c = createSocket('udp4');
-      const t = setTimeout(() => {
-        c.close();
-        resolve(undefined);
-      }, timeoutMs);
-      c.on('message', (m) => {
-        clearTimeout(t);
-        c.close();
-        resolve(decode(m));
-      });
-      c.send(q, port, '127.0.0.1');
-    });
+  async function ask(port: number, q: Buffer, timeoutMs = 2000): Promise<Reply | undefined> {
+    const m = await udpQuery(port, q, timeoutMs);
+    return m === undefined ? undefined : decode(m);
   }
 
   function askTcp(port: number, qs: Buffer[]): Promise<Reply[]> {
