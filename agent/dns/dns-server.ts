@@ -22,6 +22,7 @@ import { AnswerCache } from './answer-cache.js';
 import { decideQuery, refused, servfail, type Decision, type Zone } from './dns-answer.js';
 import type { Forwarder } from './forwarder.js';
 import { openFastPath, type FastPath } from './native-fastpath.js';
+import { whenBound } from '../bound.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -182,13 +183,7 @@ export class DnsServer {
           );
         });
         udp.on('error', (e) => this.o.log.warn({ err: e.message }, 'DNS UDP socket error'));
-        await new Promise<void>((resolve, reject) => {
-          udp.once('error', reject);
-          udp.bind(l.port, l.host, () => {
-            udp.off('error', reject);
-            resolve();
-          });
-        });
+        await whenBound(udp, (done) => udp.bind(l.port, l.host, done));
         this.udp.push(udp);
         await this.listenTcp(l.host, udp.address().port);
       }
@@ -202,13 +197,7 @@ export class DnsServer {
   private async listenTcp(host: string, port: number): Promise<void> {
     const tcp = createServer((c) => this.onConnection(c));
     tcp.on('error', (e) => this.o.log.warn({ err: e.message }, 'DNS TCP server error'));
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject);
-      tcp.listen(port, host, () => {
-        tcp.off('error', reject);
-        resolve();
-      });
-    });
+    await whenBound(tcp, (done) => tcp.listen(port, host, done));
     this.tcp.push(tcp);
     this.bound.push({ host, port });
   }

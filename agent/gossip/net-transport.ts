@@ -15,6 +15,7 @@ import type { Endpoint, Packet, PushPullState } from './messages.js';
 import { RateLimitedLog } from './rate-log.js';
 import { open, seal, type SealKey, type SealKind } from './seal.js';
 import type { SwimTransport } from './swim.js';
+import { whenBound } from '../bound.js';
 
 export interface NetTransportOptions {
   bindAddr: string;
@@ -66,10 +67,7 @@ export class NetTransport implements SwimTransport {
     const udp = createSocket({ type: family });
     udp.on('message', (b, rinfo) => this.onDatagram(b, rinfo.address));
     udp.on('error', (e) => this.o.log.error({ err: e.message }, 'gossip UDP socket error'));
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(this.o.port, this.o.bindAddr, () => { udp.off('error', reject); resolve(); });
-    }).catch((e: NodeJS.ErrnoException) => {
+    await whenBound(udp, (done) => udp.bind(this.o.port, this.o.bindAddr, done)).catch((e: NodeJS.ErrnoException) => {
       udp.close();
       throw bindError('UDP', this.o.bindAddr, this.o.port, e);
     });
@@ -77,10 +75,7 @@ export class NetTransport implements SwimTransport {
     const tcp = createServer((s) => this.onConnection(s));
     tcp.maxConnections = this.o.maxConnections ?? 32;
     tcp.on('drop', () => this.counters.streamsRefused++);
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject);
-      tcp.listen(this.o.port, this.o.bindAddr, () => { tcp.off('error', reject); resolve(); });
-    }).catch((e: NodeJS.ErrnoException) => {
+    await whenBound(tcp, (done) => tcp.listen(this.o.port, this.o.bindAddr, done)).catch((e: NodeJS.ErrnoException) => {
       udp.close();
       throw bindError('TCP', this.o.bindAddr, this.o.port, e);
     });
