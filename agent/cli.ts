@@ -17,7 +17,7 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { formatHelp, parseArgs, type FlagSpec, type FlagValues } from './flags.js';
 import { detectUnderlay } from './host-info.js';
 import { readNetworkConfig } from './network-config-source.js';
-import { agentFlags, etcdFlags, etcdOptionsFrom, hostFlags } from './options.js';
+import { agentFlags, etcdFlags, etcdOptionsFrom, hostFlags, runDirFlag } from './options.js';
 import { callAgent } from './api/client.js';
 import { cniInstallFlags, cniInstallOptionsFrom, installCni } from './cni-install.js';
 import type { AgentStatus } from './api/types.js';
@@ -139,7 +139,7 @@ const commands: Record<string, Command> = {
   status: {
     usage: 'weft status [--run-dir DIR] [--json]',
     summary: "what the local agent holds and sees (asks it over <run-dir>/weft.sock)",
-    flags: [hostFlags.find((f) => f.name === 'run-dir')!, { name: 'json', type: 'bool', help: 'print JSON' }],
+    flags: [runDirFlag, { name: 'json', type: 'bool', help: 'print JSON' }],
     run: async (v) => {
       const st = await callAgent<AgentStatus>(v['run-dir'] as string, 'GET', '/v1/status');
       if (v['json'] === true) {
@@ -165,7 +165,7 @@ const commands: Record<string, Command> = {
   peers: {
     usage: 'weft peers [--run-dir DIR] [--json]',
     summary: 'the gossip members this agent knows: state (alive, suspect, dead, left), incarnation, last contact',
-    flags: [hostFlags.find((f) => f.name === 'run-dir')!, { name: 'json', type: 'bool', help: 'print JSON' }],
+    flags: [runDirFlag, { name: 'json', type: 'bool', help: 'print JSON' }],
     run: async (v) => {
       const r = await callAgent<PeersReply>(v['run-dir'] as string, 'GET', '/v1/peers');
       process.stdout.write(v['json'] === true ? JSON.stringify(r, null, 2) + '\n' : peersTable(r, Date.now()));
@@ -187,7 +187,7 @@ const commands: Record<string, Command> = {
   'install-cni': {
     usage: 'weft install-cni [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--cni-conf-name NAME] [--cni-network-name NAME] [--cni-version V] [--cni-portmap auto|yes|no] [--run-dir DIR]',
     summary: 'install the CNI plugin (as `weft`) and a conflist for runtimes, at once (the agent does it itself, once ready, with --install-cni)',
-    flags: [...cniInstallFlags, hostFlags.find((f) => f.name === 'run-dir')!],
+    flags: [...cniInstallFlags, runDirFlag],
     run: async (v) => {
       const opts = cniInstallOptionsFrom(v);
       const r = await installCni(opts);

@@ -22,6 +22,9 @@ export const hostFlags: readonly FlagSpec[] = [
   { name: 'subnet-file', type: 'string', defaultText: '<run-dir>/subnet.env', help: 'where to write subnet.env (WEFT_* and FLANNEL_* variables)' },
 ];
 
+/** For the commands that only talk to the local agent. */
+export const runDirFlag: FlagSpec = hostFlags.find((f) => f.name === 'run-dir')!;
+
 export const logFlags: readonly FlagSpec[] = [
   { name: 'log-level', type: 'string', default: 'info', help: 'trace, debug, info, warn, error or fatal' },
 ];

@@ -14,12 +14,11 @@ import type { Attachment, AttachmentList, DetachReply, ListedAttachment } from '
 import { DEFAULT_IFNAME, defaultContainerId } from '../attachments/validate.js';
 import { EXIT } from '../exit-codes.js';
 import type { FlagSpec, FlagValues } from '../flags.js';
-import { hostFlags } from '../options.js';
+import { runDirFlag } from '../options.js';
 
 /** Attaching plumbs the kernel and fsyncs state; under a burst of 100 that takes longer than a status call. */
 const ATTACH_TIMEOUT_MS = 60_000;
 
-const runDirFlag = hostFlags.find((f) => f.name === 'run-dir')!;
 const targetFlags: readonly FlagSpec[] = [
   { name: 'netns', type: 'string', help: "path of the container's network namespace (e.g. /run/netns/NAME)" },
   { name: 'pid', type: 'int', min: 1, help: "a process in the container's network namespace (uses /proc/PID/ns/net)" },

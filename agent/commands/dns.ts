@@ -8,7 +8,7 @@ import type { ListedRecord } from '../dns/record-store.js';
 import { versionMs } from '../dns/hybrid-clock.js';
 import { EXIT } from '../exit-codes.js';
 import type { FlagSpec, FlagValues } from '../flags.js';
-import { hostFlags } from '../options.js';
+import { runDirFlag } from '../options.js';
 import { formatTable } from '../table.js';
 
 export const DNS_USAGE = 'weft dns ls [--json] [--all] | weft dns add NAME IP | weft dns rm NAME [IP]   [--run-dir DIR]';
@@ -38,7 +38,7 @@ export const dnsCommand = {
   usage: DNS_USAGE,
   summary: 'list the cluster\'s DNS records (owner, version); add or remove names by hand',
   flags: [
-    hostFlags.find((f) => f.name === 'run-dir')!,
+    runDirFlag,
     { name: 'json', type: 'bool', help: 'ls: print JSON' },
     { name: 'all', type: 'bool', help: 'ls: also removed records (tombstones) and those of dead hosts' },
   ] as readonly FlagSpec[],
