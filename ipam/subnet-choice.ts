@@ -118,8 +118,9 @@ export function chooseSubnet(input: ChooseSubnetInput): SubnetChoice {
   const indexed = input.taken?.config === config ? input.taken : indexTaken(config, leases);
   const spans = withExcluded(config, indexed.spans, exclude);
   const taken = spans.reduce((n, [a, b]) => n + (b - a + 1), 0);
-  const free = enumerateSubnets(config) - taken;
-  if (free <= 0) return { kind: 'exhausted', subnets: enumerateSubnets(config), taken };
+  const subnets = enumerateSubnets(config);
+  const free = subnets - taken;
+  if (free <= 0) return { kind: 'exhausted', subnets, taken };
 
   // The k-th free index: skip every taken span that starts at or before it.
   const r = input.random();

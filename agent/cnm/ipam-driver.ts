@@ -19,7 +19,7 @@
 // ReleaseAddress.
 
 import { randomBytes } from 'node:crypto';
-import { cidrContains, formatCidr, parseCidr, parseIp } from '../../ipam/cidr.js';
+import { cidrContains, cidrEquals, formatCidr, parseCidr, parseIp } from '../../ipam/cidr.js';
 import { WeftError } from '../../ipam/errors.js';
 import type { Reservation } from '../../ipam/address-pool.js';
 import type { AttachmentService } from '../attachments/service.js';
@@ -87,8 +87,7 @@ export function ipamDriver(att: AttachmentDoor, opts: IpamDriverOptions = {}): H
       if (req.pool !== undefined && req.pool !== net.text) {
         let same = false;
         try {
-          const asked = parseCidr(req.pool);
-          same = asked.addr === net.subnet.addr && asked.len === net.subnet.len;
+          same = cidrEquals(parseCidr(req.pool), net.subnet);
         } catch {
           /* not a CIDR: refused below */
         }

@@ -11,7 +11,8 @@
 import type { Logger } from 'pino';
 import { systemClock } from '../../ipam/clock.js';
 import { applyGrace, EMPTY_GRACE } from '../../ipam/lease-grace.js';
-import type { Lease, NetworkConfig } from '../../ipam/types.js';
+import { cidrEquals } from '../../ipam/cidr.js';
+import type { NetworkConfig } from '../../ipam/types.js';
 import { overlayMtu, type Backend } from '../../encap/backend.js';
 import { MASQ_TABLE, reconcileMasquerade } from '../../encap/masquerade.js';
 import { openNetlink, type Netlink } from '../../encap/netlink/index.js';
@@ -33,10 +34,6 @@ export interface DataplaneOptions {
   readonly stateDir: string;
   /** The keyring (opened on first use: only a sealed udp network needs it). */
   readonly keys: () => Promise<UdpKeySource>;
-}
-
-function sameSubnet(a: Lease, b: Lease): boolean {
-  return a.subnet.addr === b.subnet.addr && a.subnet.len === b.subnet.len;
 }
 
 /** The backend a config names; one network, one backend. */
@@ -129,7 +126,7 @@ export class DataplaneComponent implements Component {
       this.graceTimer = setTimeout(() => void this.reconcile('lease grace period over'), Math.max(0, step.wakeAt - systemClock.now()) + 1);
       this.graceTimer.unref();
     }
-    const remotes = step.leases.filter((l) => !sameSubnet(l, lease));
+    const remotes = step.leases.filter((l) => !cidrEquals(l.subnet, lease.subnet));
     try {
       const report = await backend.reconcile(lease, remotes);
       if (report === undefined || report.failed.length === 0) {

@@ -270,6 +270,7 @@ export class DnsComponent implements Component {
   }
 
   status(): Record<string, unknown> {
+    const nativeUdp = this.server?.fastPathStats();
     return {
       enabled: this.listenSpec.kind !== 'off',
       listening: (this.server?.bound ?? []).map((b) => `${b.host}:${b.port}`),
@@ -278,7 +279,7 @@ export class DnsComponent implements Component {
       upstreams: this.upstreams().map((u) => `${u.host}:${u.port}`),
       records: { ...this.o.store.stats(), generation: this.o.store.generation },
       queries: this.server?.counters,
-      ...(this.server?.fastPathStats() ? { nativeUdp: this.server.fastPathStats() } : {}),
+      ...(nativeUdp ? { nativeUdp } : {}),
       forwarder: this.forwarder.counters,
       gossip: this.o.store.counters,
     };
