@@ -75,6 +75,8 @@ export function createUdpBackend(opts: UdpBackendOptions): UdpBackend {
   let localSubnet: Cidr | undefined;
   let closed = false;
   let lastSkipped = '';
+  /** What the forwarder's table was last built from: a pass that changes nothing pushes nothing (no re-derivation, no write lock). */
+  let pushedFor = '';
   let lastStats: Record<string, number> = {};
 
   const push = (): void => {
@@ -135,7 +137,11 @@ export function createUdpBackend(opts: UdpBackendOptions): UdpBackend {
     // Peers first: the route into the TUN device only helps once the forwarder knows where to send.
     peers = plan.peers;
     localSubnet = local.subnet;
-    push();
+    const table = JSON.stringify([local.subnet, plan.peers]);
+    if (table !== pushedFor) {
+      push();
+      pushedFor = table;
+    }
     const ops = diffUdp(plan, await readUdpActual(nl, plan, config.network));
     const result = ops.length ? await applyUdpOps(nl, plan, ops) : { applied: 0, failed: [] };
     for (const f of result.failed) log.warn(f, 'udp op failed');
