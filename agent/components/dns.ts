@@ -13,7 +13,7 @@
 // - A named namespace attached with `weft attach --netns` gets
 //   /etc/netns/NAME/resolv.conf; CNI results get `dns` (see clientDns).
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { cidrContains, formatIp, parseIp } from '../../ipam/cidr.js';
 import { gatewayOf } from '../../ipam/address-pool.js';
@@ -90,17 +90,29 @@ export class DnsComponent implements Component {
     this.forwarder = new Forwarder({ upstreams: () => this.upstreams(), timeoutMs: o.upstreamTimeoutMs });
   }
 
-  /** --dns-upstream, or resolv.conf's nameservers read afresh (it may change), minus our own addresses. */
+  /** resolv.conf's nameservers, parsed again only when the file changed (every forwarded query asks). */
+  private resolvConf: { readonly stamp: string; readonly hosts: string[] } | undefined;
+
+  private resolvConfHosts(): string[] | undefined {
+    const path = this.o.resolvConfPath ?? '/etc/resolv.conf';
+    try {
+      const st = statSync(path);
+      const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+      if (this.resolvConf?.stamp !== stamp) this.resolvConf = { stamp, hosts: parseResolvConf(readFileSync(path, 'utf8')) };
+      return this.resolvConf.hosts;
+    } catch {
+      this.resolvConf = undefined;
+      return undefined;
+    }
+  }
+
+  /** --dns-upstream, or resolv.conf's nameservers as they are now (it may change), minus our own addresses. */
   private upstreams(): Upstream[] {
     if (this.configuredUpstreams.length > 0) return this.configuredUpstreams;
-    let text = '';
-    try {
-      text = readFileSync(this.o.resolvConfPath ?? '/etc/resolv.conf', 'utf8');
-    } catch {
-      return [];
-    }
+    const hosts = this.resolvConfHosts();
+    if (hosts === undefined) return [];
     const ours = new Set((this.server?.bound ?? []).map((b) => b.host));
-    return parseResolvConf(text)
+    return hosts
       .filter((h) => !ours.has(h))
       .map((host) => ({ host, port: 53 }));
   }
