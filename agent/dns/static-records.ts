@@ -8,6 +8,7 @@ import { WeftError } from '../../ipam/errors.js';
 import { fileStorage, type StateStorage } from '../../ipam/address-pool.js';
 import { canonicalIp } from './dns-answer.js';
 import { parseRecordName } from './names.js';
+import { Semaphore } from '../../encap/netlink/semaphore.js';
 
 export interface StaticRecord {
   readonly name: string;
@@ -37,6 +38,8 @@ export function parseStaticRequest(body: unknown, ipRequired: boolean): { name: 
 }
 
 export class StaticRecords {
+  private readonly writes = new Semaphore(1);
+
   private constructor(
     private list: StaticRecord[],
     private readonly storage: StateStorage,
@@ -61,18 +64,23 @@ export class StaticRecords {
     return this.list;
   }
 
-  async add(r: StaticRecord): Promise<void> {
-    if (this.list.some((x) => x.name === r.name && x.address === r.address)) return;
-    await this.save([...this.list, r]);
+  add(r: StaticRecord): Promise<void> {
+    return this.writes.run(async () => {
+      if (this.list.some((x) => x.name === r.name && x.address === r.address)) return;
+      await this.save([...this.list, r]);
+    });
   }
 
   /** Removes NAME's records (only ADDRESS's when given); returns those removed. */
-  async remove(name: string, address?: string): Promise<StaticRecord[]> {
-    const gone = this.list.filter((x) => x.name === name && (address === undefined || x.address === address));
-    if (gone.length > 0) await this.save(this.list.filter((x) => !gone.includes(x)));
-    return gone;
+  remove(name: string, address?: string): Promise<StaticRecord[]> {
+    return this.writes.run(async () => {
+      const gone = this.list.filter((x) => x.name === name && (address === undefined || x.address === address));
+      if (gone.length > 0) await this.save(this.list.filter((x) => !gone.includes(x)));
+      return gone;
+    });
   }
 
+  /** Callers hold `writes`: each change starts from the list the previous one wrote (two adds at once keep both). */
   private async save(next: StaticRecord[]): Promise<void> {
     await this.storage.write(JSON.stringify({ version: 1, records: next }, null, 1) + '\n');
     this.list = next;
