@@ -159,8 +159,8 @@ export function networkDriver(o: NetworkDriverOptions): Handlers {
       const e = store.endpoint(req.endpointId);
       if (e === undefined) return {};
       await detach(e);
-      const { sandboxKey: _left, ...rest } = e;
-      await store.updateEndpoint(e.endpointId, () => rest);
+      // Applied to the record as it is when the write runs, not to the copy read before the detach.
+      await store.updateEndpoint(e.endpointId, ({ sandboxKey: _left, ...rest }) => rest);
       log.info({ endpointId: e.endpointId }, 'Docker endpoint left');
       return {};
     },
