@@ -13,6 +13,7 @@
 
 import type { Logger } from 'pino';
 import type { DockerApi, DockerEvent } from './docker-api.js';
+import { backoffMs } from '../../ipam/clock.js';
 
 /** What the DNS component offers (agent/dns); injected so the two stay apart. */
 export interface NameRegistry {
@@ -87,14 +88,13 @@ export class DockerNames {
 
   private async run(): Promise<void> {
     const signal = this.stop_.signal;
-    const first = this.o.retryMs ?? 1000;
-    let delay = first;
+    let attempt = 0;
     let warned = false;
     while (!signal.aborted) {
       try {
         await this.o.api.events(EVENTS_QUERY, (e) => this.onEvent(e), () => {
           this.connected = true;
-          delay = first;
+          attempt = 0;
           warned = false;
           this.o.log.info('connected to dockerd: following container events for names');
           void this.enqueue(() => this.resync());
@@ -106,8 +106,7 @@ export class DockerNames {
       }
       this.connected = false;
       if (signal.aborted) break;
-      await this.o.sleep(delay, signal).catch(() => undefined);
-      delay = Math.min(delay * 2, this.o.maxRetryMs ?? 10_000);
+      await this.o.sleep(backoffMs(attempt++, this.o.retryMs ?? 1000, this.o.maxRetryMs ?? 10_000), signal).catch(() => undefined);
     }
   }
 
