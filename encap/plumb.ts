@@ -54,6 +54,20 @@ export async function assertNetns(path: string): Promise<void> {
   }
 }
 
+/**
+ * Gone: missing (a dead pid's /proc/PID/ns/net, a deleted /run/netns file) or not nsfs (an
+ * unmounted bind-mount target, podman's empty placeholder). Any other error (EACCES, …) says
+ * nothing about the namespace, so it counts as alive: the sweep never frees on a doubt.
+ */
+export async function netnsGone(path: string): Promise<boolean> {
+  try {
+    return (await statfs(path)).type !== NSFS_MAGIC;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ESRCH';
+  }
+}
+
 /** The namespaces no container may be attached into: the host's own (where weft0 is) and PID 1's. */
 export function hostNamespaces(hostNetnsPath = '/proc/self/ns/net'): string[] {
   return [hostNetnsPath, '/proc/1/ns/net'];
@@ -121,13 +135,17 @@ async function inNetns<T>(netnsPath: string, fn: (nl: Netlink) => Promise<T>): P
   }
 }
 
+async function requireBridge(host: Netlink, bridge: string): Promise<void> {
+  if ((await host.getLink(bridge)) === undefined) {
+    throw new WeftError('UNAVAILABLE', `bridge ${bridge} does not exist yet: the data plane is not up; try again`, { bridge });
+  }
+}
+
 /** Creates and configures the pair; all-or-nothing (see the header). */
 export async function plumb(spec: PlumbSpec): Promise<Plumbed> {
   const { hostNetlink: host, ifname, hostIfName } = spec;
   await assertNetns(spec.netnsPath);
-  if ((await host.getLink(spec.bridge)) === undefined) {
-    throw new WeftError('UNAVAILABLE', `bridge ${spec.bridge} does not exist yet: the data plane is not up; try again`, { bridge: spec.bridge });
-  }
+  await requireBridge(host, spec.bridge);
   try {
     await host.createVeth({ name: hostIfName, mtu: spec.mtu, peerName: ifname, peerNetns: { path: spec.netnsPath }, peerMtu: spec.mtu, peerMac: spec.mac });
   } catch (e) {
@@ -189,9 +207,7 @@ export function handoffIfNameFor(hostIfName: string): string {
  */
 export async function plumbHandoff(spec: HandoffSpec): Promise<Plumbed> {
   const { hostNetlink: host, hostIfName, peerName } = spec;
-  if ((await host.getLink(spec.bridge)) === undefined) {
-    throw new WeftError('UNAVAILABLE', `bridge ${spec.bridge} does not exist yet: the data plane is not up; try again`, { bridge: spec.bridge });
-  }
+  await requireBridge(host, spec.bridge);
   const what = (e: unknown): WeftError => during({ ifname: peerName, netnsPath: 'the host namespace' }, e);
   try {
     await host.createVeth({ name: hostIfName, mtu: spec.mtu, peerName, peerMtu: spec.mtu, peerMac: spec.mac });

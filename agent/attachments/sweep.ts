@@ -10,15 +10,11 @@
 // `gatherView` is shared with `weft ps` (GET /v1/attachments), which marks an
 // attachment stale, and says why, until the sweep frees it.
 
-import { statfs } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '../../ipam/clock.js';
 import type { AttachmentList } from '../api/types.js';
 import type { AttachmentService } from './service.js';
 import { type KernelView, type SweepAction, goneParts, planSweep } from './sweep-plan.js';
-
-/** statfs f_type of nsfs (what a live /run/netns/X or /proc/PID/ns/net resolves to). */
-const NSFS_MAGIC = 0x6e736673;
 
 /** The host kernel as the sweep sees it. */
 export interface SweepKernel {
@@ -26,20 +22,6 @@ export interface SweepKernel {
   netnsGone(path: string): Promise<boolean>;
   /** weft's host-side veths (encap/plumb's name pattern) in the host namespace. */
   weftVeths(): Promise<Set<string>>;
-}
-
-/**
- * Gone: missing (a dead pid's /proc/PID/ns/net, a deleted /run/netns file) or not nsfs (an
- * unmounted bind-mount target, podman's empty placeholder). Any other error (EACCES, …) says
- * nothing about the namespace, so it counts as alive: the sweep never frees on a doubt.
- */
-export async function netnsGone(path: string): Promise<boolean> {
-  try {
-    return (await statfs(path)).type !== NSFS_MAGIC;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ESRCH';
-  }
 }
 
 /** Lists the kernel BEFORE reading `paths` (see sweep-plan.ts for why the order matters). */
@@ -58,10 +40,11 @@ export async function listWithLiveness(service: AttachmentService, kernel: Sweep
   const view = await gatherView(kernel, () => service.list().attachments.map((a) => a.netns)).catch(() => undefined);
   const list = service.list();
   if (view === undefined) return list;
+  const managed = service.runtimeManagedPrefixes();
   return {
     ...list,
     attachments: list.attachments.map((a) => {
-      const gone = goneParts(a, view, service.runtimeManagedPrefixes());
+      const gone = goneParts(a, view, managed);
       return gone.length === 0 ? a : { ...a, stale: true, gone };
     }),
   };

@@ -9,12 +9,12 @@
 import type { Logger } from 'pino';
 import { AddressPool, fileStorage, poolFile } from '../../ipam/address-pool.js';
 import { openNetlink, type Netlink } from '../../encap/netlink/index.js';
-import { assertForeignNetns, assertNetns, hostNamespaces, inspect, isHostIfName, plumb, plumbHandoff, unplumb } from '../../encap/plumb.js';
+import { assertForeignNetns, assertNetns, hostNamespaces, inspect, isHostIfName, netnsGone, plumb, plumbHandoff, unplumb } from '../../encap/plumb.js';
 import { attachmentRoutes } from '../api/attachment-routes.js';
 import type { Routes } from '../api/server.js';
 import { AttachmentService, type HostNetwork, type Plumber } from './service.js';
 import { AttachmentStore } from './store.js';
-import { type SweepKernel, netnsGone } from './sweep.js';
+import type { SweepKernel } from './sweep.js';
 
 export interface StartAttachmentsOptions {
   readonly stateDir: string;
