@@ -42,6 +42,7 @@ import { handoffIfNameFor, hostIfNameFor } from '../../encap/plumb.js';
 import type { Attachment, AttachmentList, CheckReply, DetachReply } from '../api/types.js';
 import { type AttachmentStore, keyString } from './store.js';
 import { type AttachmentKey, type AttachParams, parseAttachRequest, parseDetachRequest } from './validate.js';
+import { isManaged } from './sweep-plan.js';
 
 /** What the service needs from the host: the subnet it holds and the overlay MTU. */
 export interface HostNetwork {
@@ -151,7 +152,7 @@ export class AttachmentService {
 
   /** Whether a key belongs to a runtime that manages it itself (see runtimeManaged). */
   isRuntimeManaged(k: AttachmentKey): boolean {
-    return this.runtimeManagedPrefixes().some((p) => k.containerId.startsWith(p));
+    return isManaged(k, this.runtimeManagedPrefixes());
   }
 
   private requireNetwork(): HostNetwork {
@@ -277,8 +278,9 @@ export class AttachmentService {
    * of a hashed name cannot be locked by key. False when it is owned or was already gone.
    */
   async deleteStrayVeth(name: string): Promise<boolean> {
-    const owners = [...this.o.store.list(), ...this.reservations(), ...this.inFlight()];
-    if (owners.some((k) => hostIfNameFor(k.containerId, k.ifname) === name) || this.o.store.list().some((a) => a.hostIfName === name)) return false;
+    const records = this.o.store.list();
+    const owners = [...records, ...this.reservations(), ...this.inFlight()];
+    if (owners.some((k) => hostIfNameFor(k.containerId, k.ifname) === name) || records.some((a) => a.hostIfName === name)) return false;
     const deleted = await this.o.plumber.unplumb(name);
     if (deleted) this.o.log.info({ hostIfName: name }, 'deleted a veth that no attachment owns');
     return deleted;

@@ -66,7 +66,7 @@ export type SweepAction =
 
 export type GonePart = 'netns' | 'veth';
 
-function isManaged(k: AttachmentKey, prefixes: readonly string[] | undefined): boolean {
+export function isManaged(k: AttachmentKey, prefixes: readonly string[] | undefined): boolean {
   return prefixes?.some((p) => k.containerId.startsWith(p)) ?? false;
 }
 
