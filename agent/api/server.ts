@@ -143,14 +143,9 @@ async function serve(req: IncomingMessage, res: ServerResponse, routes: Routes):
 }
 
 export async function startApiServer(socketPath: string, routes: Routes, log: Logger): Promise<Server> {
+  // serve() is async, so whatever it throws arrives here; the path is worked out only for the log.
   const server = createServer((req, res) => {
-    let path = '?';
-    try {
-      path = parseTarget(req.url)?.path ?? '?';
-      serve(req, res, routes).catch((e: unknown) => errorReply(res, e, path, log));
-    } catch (e) {
-      errorReply(res, e, path, log);
-    }
+    serve(req, res, routes).catch((e: unknown) => errorReply(res, e, parseTarget(req.url)?.path ?? '?', log));
   });
   await listenUnix(server, socketPath, 'give this agent its own --run-dir');
   log.info({ socket: socketPath }, 'API listening');
