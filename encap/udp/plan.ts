@@ -10,11 +10,11 @@
 // Remote leases of another backend are refused (skipped, with a reason that
 // says so): one network, one backend.
 
-import { cidrContains, cidrsOverlap, formatCidr, formatIp, lastAddress, nthAddress, parseIp } from '../../ipam/cidr.js';
+import { cidrContains, cidrsOverlap, formatCidr, formatIp, lastAddress, nthAddress } from '../../ipam/cidr.js';
 import type { Cidr, Lease, NetworkConfig } from '../../ipam/types.js';
 import { overlayMtu } from '../backend.js';
 import { deriveBridgeMac } from '../vxlan/vtep-mac.js';
-import { BRIDGE_NAME, type BridgePlan, type SkippedLease } from '../vxlan/plan.js';
+import { BRIDGE_NAME, type BridgePlan, type SkippedLease, validIp } from '../vxlan/plan.js';
 
 export const TUN_NAME = 'weft-tun';
 
@@ -41,14 +41,6 @@ export interface UdpPlanInput {
   readonly remotes: readonly Lease[];
   readonly config: NetworkConfig;
   readonly underlay: { readonly publicIP: string; readonly mtu: number };
-}
-
-function validIp(s: string): number | undefined {
-  try {
-    return parseIp(s);
-  } catch {
-    return undefined;
-  }
 }
 
 export function planUdp(input: UdpPlanInput): UdpPlan {

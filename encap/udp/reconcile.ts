@@ -7,12 +7,12 @@
 // TUN route, e.g. the per-host routes a vxlan agent left on this host.
 
 import { WeftError } from '../../ipam/errors.js';
-import { cidrContains, cidrOf, parseAddrPrefix } from '../../ipam/cidr.js';
 import type { Cidr } from '../../ipam/types.js';
 import { AF } from '../netlink/constants.js';
 import { type Netlink, RTPROT_WEFT, isNotFound } from '../netlink/index.js';
 import type { LinkInfo, RouteInfo } from '../netlink/index.js';
 import type { UdpPlan } from './plan.js';
+import { inOverlay } from '../vxlan/reconcile.js';
 
 export interface UdpActualLink {
   readonly index: number;
@@ -85,10 +85,6 @@ export function diffUdp(plan: UdpPlan, actual: UdpActual): UdpOp[] {
   return ops;
 }
 
-function inNetwork(dst: string, network: Cidr): boolean {
-  const p = parseAddrPrefix(dst);
-  return cidrContains(network, cidrOf(p.addr, p.len));
-}
 
 export async function readUdpActual(nl: Netlink, plan: UdpPlan, network: Cidr): Promise<UdpActual> {
   const [bridge, tun, addresses, routes] = await Promise.all([
@@ -108,7 +104,7 @@ export async function readUdpActual(nl: Netlink, plan: UdpPlan, network: Cidr): 
   return {
     ...(bridge ? { bridge: link(bridge) } : {}),
     ...(tun ? { tun: link(tun) } : {}),
-    routes: routes.filter((r) => inNetwork(r.dst, network) || (tun !== undefined && r.dev === tun.index)),
+    routes: routes.filter((r) => inOverlay(r.dst, network) || (tun !== undefined && r.dev === tun.index)),
   };
 }
 

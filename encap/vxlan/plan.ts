@@ -101,7 +101,8 @@ export interface PlanInput {
   readonly vtepMac: string;
 }
 
-function validIp(s: string): number | undefined {
+/** The address as a number, or undefined when `s` is not an IPv4 address (a lease from someone else may hold anything). */
+export function validIp(s: string): number | undefined {
   try {
     return parseIp(s);
   } catch {

@@ -30,11 +30,16 @@ export interface ReadResult {
   readonly underlayIndex?: number;
 }
 
+/** Whether a route's destination ("10.42.7.0/24") lies inside the overlay network. */
+export function inOverlay(dst: string, network: Cidr): boolean {
+  const p = parseAddrPrefix(dst);
+  return cidrContains(network, cidrOf(p.addr, p.len));
+}
+
 function ownsRoute(r: { dst: string; dev?: number }, vtepIndex: number | undefined, network: Cidr): boolean {
   if (r.dev !== undefined && r.dev === vtepIndex) return true;
   // Also weft routes into the overlay through another device (an earlier VTEP, the udp backend's TUN).
-  const p = parseAddrPrefix(r.dst);
-  return cidrContains(network, cidrOf(p.addr, p.len));
+  return inOverlay(r.dst, network);
 }
 
 /** The kernel's view of weft's objects, in the diff's terms. Seven requests, issued in two rounds. */
