@@ -6,7 +6,7 @@
 // silently ignored argument is a setting the operator believes is in force.
 
 import { unsupportedField } from './errors.js';
-import { ipFamily, normalizeMac } from './syntax.js';
+import { bareAddress, ipFamily, normalizeMac } from './syntax.js';
 
 export interface PodIdentity {
   name?: string;
@@ -60,10 +60,10 @@ export function parseCniArgs(raw: string): CniArgs | { problem: string } {
     } else if (podField !== undefined) {
       if (value !== '') pod[podField] = value;
     } else if (key === 'IP') {
-      ips = value.split(',').map((v) => v.trim());
-      const bad = ips.find((v) => ipFamily(v.replace(/\/\d+$/, '')) === undefined);
+      const asked = value.split(',').map((v) => v.trim());
+      const bad = asked.find((v) => ipFamily(bareAddress(v)) === undefined);
       if (bad !== undefined) return { problem: `IP=${value}: ${JSON.stringify(bad)} is not an IP address` };
-      ips = ips.map((v) => v.replace(/\/\d+$/, ''));
+      ips = asked.map(bareAddress);
     } else if (key === 'MAC') {
       mac = normalizeMac(value);
       if (mac === undefined) return { problem: `MAC=${value}: not a unicast MAC address like c2:11:22:33:44:55` };

@@ -12,7 +12,7 @@ import type { CniArgs } from './args.js';
 import * as json from './decode.js';
 import type { JsonObject } from './decode.js';
 import { invalidConfig } from './errors.js';
-import { ipFamily, normalizeMac } from './syntax.js';
+import { bareAddress as bare, ipFamily, normalizeMac } from './syntax.js';
 
 export interface Requested {
   /** The address asked for, without prefix length, and where it came from ("CNI_ARGS IP"). */
@@ -23,10 +23,6 @@ export interface Requested {
 interface Candidate {
   field: string;
   value: string;
-}
-
-function bare(address: string): string {
-  return address.replace(/\/\d+$/, '');
 }
 
 /** At most one IPv4 address per place; IPv6 is refused because weft would not give it. */

@@ -54,6 +54,11 @@ export function normalizeMac(value: string): string | undefined {
   return mac;
 }
 
+/** "10.42.7.9/24" → "10.42.7.9": runtimes pass requested addresses with or without a prefix. */
+export function bareAddress(address: string): string {
+  return address.replace(/\/\d+$/, '');
+}
+
 export function ipFamily(value: string): 4 | 6 | undefined {
   const f = isIP(value);
   return f === 4 || f === 6 ? f : undefined;
