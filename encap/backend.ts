@@ -4,7 +4,8 @@
 // it. Encapsulation overhead is a property of the backend, so the overlay MTU
 // is computed from the underlay's, never guessed.
 
-import type { BackendType, Lease } from '../ipam/types.js';
+import { cidrContains, cidrsOverlap, formatCidr, parseIp } from '../ipam/cidr.js';
+import type { BackendType, Cidr, Lease } from '../ipam/types.js';
 
 /** Bytes each backend adds to an IPv4 packet on the underlay. */
 export const ENCAP_OVERHEAD: Readonly<Record<BackendType, number>> = {
@@ -23,6 +24,35 @@ export const SEAL_OVERHEAD = 33;
 
 export function overlayMtu(backend: BackendType, underlayMtu: number, sealed = false): number {
   return underlayMtu - ENCAP_OVERHEAD[backend] - (backend === 'udp' && sealed ? SEAL_OVERHEAD : 0);
+}
+
+/** The address as a number, or undefined when `s` is not an IPv4 address (a lease from someone else may hold anything). */
+export function validIp(s: string): number | undefined {
+  try {
+    return parseIp(s);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why backend `ours` cannot reach a remote lease, for the reasons every
+ * backend shares (its type, its public IP, where its subnet lies), or
+ * undefined; each planner adds its own checks after these. Both planners
+ * give the same words, so an operator reading either log learns the same fix.
+ */
+export function remoteLeaseProblem(lease: Lease, ours: BackendType, network: Cidr, localSubnet: Cidr, localIp: number): string | undefined {
+  const { attrs, subnet } = lease;
+  if (attrs.backendType !== ours) {
+    return `backend type "${attrs.backendType}", not ${ours}: one network runs one backend; restart that host's agent so it follows the network config (README: switching Backend.Type)`;
+  }
+  const ip = validIp(attrs.publicIP);
+  if (ip === undefined) return `PublicIP ${JSON.stringify(attrs.publicIP)} is not an IPv4 address`;
+  if (ip === 0) return 'PublicIP is 0.0.0.0';
+  if (ip === localIp) return `PublicIP ${attrs.publicIP} is this host's own`;
+  if (!cidrContains(network, subnet)) return `outside the network ${formatCidr(network)}`;
+  if (cidrsOverlap(subnet, localSubnet)) return `overlaps this host's subnet ${formatCidr(localSubnet)}`;
+  return undefined;
 }
 
 /** What one reconcile pass did: kernel writes asked for, done, and those that failed. */

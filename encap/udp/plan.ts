@@ -10,11 +10,11 @@
 // Remote leases of another backend are refused (skipped, with a reason that
 // says so): one network, one backend.
 
-import { cidrContains, cidrsOverlap, formatCidr, formatIp, lastAddress, nthAddress } from '../../ipam/cidr.js';
+import { formatCidr, formatIp, lastAddress, nthAddress } from '../../ipam/cidr.js';
 import type { Cidr, Lease, NetworkConfig } from '../../ipam/types.js';
-import { overlayMtu } from '../backend.js';
+import { overlayMtu, remoteLeaseProblem, validIp } from '../backend.js';
 import { deriveBridgeMac } from '../vxlan/vtep-mac.js';
-import { BRIDGE_NAME, type BridgePlan, type SkippedLease, validIp } from '../vxlan/plan.js';
+import { BRIDGE_NAME, type BridgePlan, type SkippedLease } from '../vxlan/plan.js';
 
 export const TUN_NAME = 'weft-tun';
 
@@ -57,18 +57,11 @@ export function planUdp(input: UdpPlanInput): UdpPlan {
   for (const lease of remotes) {
     const subnet = formatCidr(lease.subnet);
     const ip = validIp(lease.attrs.publicIP);
-    let reason: string | undefined;
-    if (lease.attrs.backendType !== 'udp') {
-      foreignBackends++;
-      reason = `backend type "${lease.attrs.backendType}", not udp: one network runs one backend; restart that host's agent so it follows the network config (README: switching Backend.Type)`;
-    } else if (ip === undefined) reason = `PublicIP ${JSON.stringify(lease.attrs.publicIP)} is not an IPv4 address`;
-    else if (ip === 0) reason = 'PublicIP is 0.0.0.0';
-    else if (ip === localIp) reason = `PublicIP ${lease.attrs.publicIP} is this host's own`;
-    else if (!cidrContains(config.network, lease.subnet)) reason = `outside the network ${formatCidr(config.network)}`;
-    else if (cidrsOverlap(lease.subnet, local.subnet)) reason = `overlaps this host's subnet ${formatCidr(local.subnet)}`;
-    else if (reach && lease.subnet.addr <= reach.last) reason = `overlaps remote subnet ${formatCidr(reach.cidr)}`;
+    if (lease.attrs.backendType !== 'udp') foreignBackends++;
+    let reason = remoteLeaseProblem(lease, 'udp', config.network, local.subnet, localIp);
+    if (reason === undefined && reach && lease.subnet.addr <= reach.last) reason = `overlaps remote subnet ${formatCidr(reach.cidr)}`;
     // Received datagrams are attributed to a lease by source IP, so two leases cannot share one.
-    else if (ipOwner.has(ip)) reason = `PublicIP ${lease.attrs.publicIP} is already used by ${ipOwner.get(ip)}`;
+    if (reason === undefined && ip !== undefined && ipOwner.has(ip)) reason = `PublicIP ${lease.attrs.publicIP} is already used by ${ipOwner.get(ip)}`;
     if (reason !== undefined || ip === undefined) {
       skipped.push({ subnet, reason: reason ?? 'no PublicIP' });
       continue;

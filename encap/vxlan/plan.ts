@@ -15,8 +15,8 @@
 // entry resolves the route's next hop and the FDB entry says where that MAC
 // lives on the underlay; nothing is ever learned or flooded.
 
-import { overlayMtu } from '../backend.js';
-import { cidrContains, cidrsOverlap, formatCidr, formatIp, lastAddress, nthAddress, parseIp } from '../../ipam/cidr.js';
+import { overlayMtu, remoteLeaseProblem, validIp } from '../backend.js';
+import { formatCidr, formatIp, lastAddress, nthAddress } from '../../ipam/cidr.js';
 import type { Cidr, Lease, NetworkConfig } from '../../ipam/types.js';
 import { deriveBridgeMac, normalizeVtepMac } from './vtep-mac.js';
 
@@ -101,29 +101,12 @@ export interface PlanInput {
   readonly vtepMac: string;
 }
 
-/** The address as a number, or undefined when `s` is not an IPv4 address (a lease from someone else may hold anything). */
-export function validIp(s: string): number | undefined {
-  try {
-    return parseIp(s);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Why a remote lease cannot be programmed, or undefined when it can. */
 function rejectReason(lease: Lease, input: PlanInput, localIp: number): string | undefined {
-  const { attrs, subnet } = lease;
-  if (attrs.backendType !== 'vxlan') return `backend type "${attrs.backendType}", not vxlan`;
-  if (normalizeVtepMac(attrs.backendData['VtepMAC']) === undefined) {
-    return `BackendData.VtepMAC ${JSON.stringify(attrs.backendData['VtepMAC'])} is not a unicast MAC`;
-  }
-  const ip = validIp(attrs.publicIP);
-  if (ip === undefined) return `PublicIP ${JSON.stringify(attrs.publicIP)} is not an IPv4 address`;
-  if (ip === 0) return 'PublicIP is 0.0.0.0';
-  if (ip === localIp) return `PublicIP ${attrs.publicIP} is this host's own`;
-  if (!cidrContains(input.config.network, subnet)) return `outside the network ${formatCidr(input.config.network)}`;
-  if (cidrsOverlap(subnet, input.local.subnet)) return `overlaps this host's subnet ${formatCidr(input.local.subnet)}`;
-  return undefined;
+  const shared = remoteLeaseProblem(lease, 'vxlan', input.config.network, input.local.subnet, localIp);
+  if (shared !== undefined) return shared;
+  const mac = lease.attrs.backendData['VtepMAC'];
+  return normalizeVtepMac(mac) === undefined ? `BackendData.VtepMAC ${JSON.stringify(mac)} is not a unicast MAC` : undefined;
 }
 
 export function planVxlan(input: PlanInput): VxlanPlan {

@@ -74,7 +74,7 @@ describe('planVxlan', () => {
     expect(plan.routes).toEqual([{ dst: '10.42.3.0/24', gateway: '10.42.3.0' }]);
     const reasons = Object.fromEntries(plan.skipped.map((s) => [s.subnet, s.reason]));
     expect(reasons).toEqual({
-      '10.42.4.0/24': expect.stringMatching(/backend type "udp"/),
+      '10.42.4.0/24': expect.stringMatching(/backend type "udp", not vxlan: one network runs one backend/),
       '10.42.5.0/24': expect.stringMatching(/VtepMAC undefined is not a unicast MAC/),
       '10.42.6.0/24': expect.stringMatching(/not a unicast MAC/),
       '10.42.9.0/24': expect.stringMatching(/not a unicast MAC/),
