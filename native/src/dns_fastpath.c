@@ -51,6 +51,8 @@
 
 #define BATCH 64
 #define MAX_DGRAM 4096
+/* A receive slot holds the largest UDP payload, so a datagram the table cannot serve reaches JS whole, whatever its size. */
+#define RX_SLOT 65536
 #define MAX_NAME 255
 #define KEY_MAX (MAX_NAME + 5)
 #define MAX_CYCLE 32
@@ -209,7 +211,7 @@ static void to_js(dnsfp_t *d, const uint8_t *p, int len, const struct sockaddr_i
 
 static void *worker(void *arg) {
   dnsfp_t *d = arg;
-  uint8_t(*in)[MAX_DGRAM + 1] = malloc(sizeof(uint8_t[BATCH][MAX_DGRAM + 1]));
+  uint8_t(*in)[RX_SLOT] = malloc(sizeof(uint8_t[BATCH][RX_SLOT]));
   uint8_t(*out)[MAX_REPLY] = malloc(sizeof(uint8_t[BATCH][MAX_REPLY]));
   if (!in || !out) {
     free(in);

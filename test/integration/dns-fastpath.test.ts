@@ -193,6 +193,9 @@ describe('DNS native UDP fast path', () => {
       Buffer.concat([header(1, 0, 1), name, tail, Buffer.from([1, 97]), rawOpt(0, Buffer.alloc(0)).subarray(1)]), // OPT not at root
       Buffer.concat([Buffer.from([0, 9, 0x81, 0]), header(1).subarray(4), name, tail]), // QR set
       Buffer.concat([Buffer.from([0, 9, 0x11, 0]), header(1).subarray(4), name, tail]), // opcode 2
+      // Larger than any reply: the native thread must hand them to JS whole, as the dgram server reads them.
+      Buffer.concat([header(1, 0, 1), name, tail, rawOpt(0, Buffer.concat([Buffer.from([0, 12, 0x13, 0x88]), Buffer.alloc(5000)]))]), // 5000 bytes of EDNS padding
+      Buffer.concat([header(1), name, tail, Buffer.alloc(60_000, 0xab)]), // 60 000 trailing bytes
     ];
     const rand = seededRandom(8);
     const valid = [q, query('db.weft.local', 'AAAA'), query('nope.weft.local', 'A', { additionals: [opt(1232)] })];
