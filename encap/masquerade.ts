@@ -67,35 +67,36 @@ export function unmasqueradeScript(): string {
   return [`table ip ${MASQ_TABLE} {}`, `delete table ip ${MASQ_TABLE}`, ''].join('\n');
 }
 
-/** `nft -f -` in the calling process's namespace (the agent runs inside its host's). */
-export const spawnNft: NftRunner = (script) =>
-  new Promise((resolve, reject) => {
-    const child = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d.slice(0, 4096)));
-    child.on('error', (e) => reject(new WeftError('KERNEL', `cannot run nft: ${e.message}`, { tool: 'nft' })));
-    child.on('close', (code) =>
-      code === 0 ? resolve() : reject(new WeftError('KERNEL', `nft -f - failed (exit ${code}): ${stderr.trim()}`, { tool: 'nft', code })),
-    );
-    child.stdin.on('error', () => undefined); // an early exit shows in the exit code
-    child.stdin.end(script);
-  });
-
-/** `nft list table ip weft_masq` in the calling process's namespace; undefined when the table is absent. */
-export const listNft: NftLister = () =>
-  new Promise((resolve, reject) => {
-    const child = spawn('nft', ['list', 'table', 'ip', MASQ_TABLE], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** One `nft` run in the calling process's namespace (the agent runs inside its host's): its exit code and output. */
+function nft(args: readonly string[], stdin?: string): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('nft', args, { stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d.slice(0, 4096)));
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d.slice(0, 4096)));
     child.on('error', (e) => reject(new WeftError('KERNEL', `cannot run nft: ${e.message}`, { tool: 'nft' })));
-    child.on('close', (code) => {
-      if (code === 0) resolve(out);
-      else if (/No such file or directory/.test(err)) resolve(undefined);
-      else reject(new WeftError('KERNEL', `nft list table ip ${MASQ_TABLE} failed (exit ${code}): ${err.trim()}`, { tool: 'nft', code }));
-    });
+    child.on('close', (code) => resolve({ code, out, err: err.trim() }));
+    if (stdin !== undefined) {
+      child.stdin?.on('error', () => undefined); // an early exit shows in the exit code
+      child.stdin?.end(stdin);
+    }
   });
+}
+
+/** `nft -f -` with `script` on its standard input. */
+export const spawnNft: NftRunner = async (script) => {
+  const r = await nft(['-f', '-'], script);
+  if (r.code !== 0) throw new WeftError('KERNEL', `nft -f - failed (exit ${r.code}): ${r.err}`, { tool: 'nft', code: r.code });
+};
+
+/** `nft list table ip weft_masq`; undefined when the table is absent. */
+export const listNft: NftLister = async () => {
+  const r = await nft(['list', 'table', 'ip', MASQ_TABLE]);
+  if (r.code === 0) return r.out;
+  if (/No such file or directory/.test(r.err)) return undefined;
+  throw new WeftError('KERNEL', `nft list table ip ${MASQ_TABLE} failed (exit ${r.code}): ${r.err}`, { tool: 'nft', code: r.code });
+};
 
 /**
  * Makes the kernel match the setting: loads the table when it is enabled and
