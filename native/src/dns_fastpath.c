@@ -47,6 +47,7 @@
 
 #include <node_api.h>
 
+#include "napi_errors.h"
 #include "dns_fastpath.h"
 
 #define BATCH 64
@@ -515,19 +516,6 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value throw_sys(napi_env env, int err, const char *syscall) {
-  char msg[160];
-  snprintf(msg, sizeof msg, "DNS fast path: %s failed: %s", syscall, strerror(err));
-  const char *code = err == EADDRINUSE ? "EADDRINUSE" : err == EACCES ? "EACCES" : err == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : "ERR_SYSTEM";
-  napi_value vcode, text, error, num;
-  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &vcode) == napi_ok && napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text) == napi_ok &&
-      napi_create_error(env, vcode, text, &error) == napi_ok) {
-    if (napi_create_int32(env, err, &num) == napi_ok) napi_set_named_property(env, error, "errno", num);
-    napi_throw(env, error);
-  }
-  return NULL;
-}
-
 /* dnsFastpathOpen({ bindIp: u32, port: 0..65535, onMiss(query, ip, port) }) -> { port, setAllowed, put, clear, send, stats, close } */
 napi_value dns_fastpath_open(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -543,7 +531,7 @@ napi_value dns_fastpath_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   dnsfp_t *d = calloc(1, sizeof *d);
-  if (!d) return throw_sys(env, ENOMEM, "calloc");
+  if (!d) return weft_throw_errno(env, ENOMEM, "calloc", "DNS fast path");
   d->buckets = calloc(BUCKETS, sizeof *d->buckets);
   d->stopfd = eventfd(0, EFD_CLOEXEC);
   d->sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -575,7 +563,7 @@ napi_value dns_fastpath_open(napi_env env, napi_callback_info info) {
     d->wrapper_gone = 1;
     if (d->tsfn) napi_release_threadsafe_function(d->tsfn, napi_tsfn_abort); /* its finalizer frees d */
     else fp_free(d);
-    return throw_sys(env, err, failed);
+    return weft_throw_errno(env, err, failed, "DNS fast path");
   }
   d->started = 1;
   if (napi_create_object(env, &out) != napi_ok || napi_wrap(env, out, d, fp_finalize, NULL, NULL) != napi_ok) {

@@ -55,6 +55,7 @@
 #include <node_api.h>
 #include <openssl/evp.h>
 
+#include "napi_errors.h"
 #include "udp_forwarder.h"
 
 #define BATCH 64
@@ -809,19 +810,6 @@ static int opt_bool(napi_env env, napi_value obj, const char *key, int dflt) {
   return napi_get_value_bool(env, v, &b) == napi_ok ? b : dflt;
 }
 
-static napi_value throw_sys(napi_env env, int err, const char *what) {
-  char msg[200];
-  snprintf(msg, sizeof msg, "udp forwarder: %s failed: %s", what, strerror(err));
-  napi_value code, text, error, num;
-  const char *name = err == EADDRINUSE ? "EADDRINUSE" : err == EACCES ? "EACCES" : err == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : "ESYSCALL";
-  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) == napi_ok &&
-      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text) == napi_ok && napi_create_error(env, code, text, &error) == napi_ok) {
-    if (napi_create_int32(env, err, &num) == napi_ok) napi_set_named_property(env, error, "errno", num);
-    napi_throw(env, error);
-  }
-  return NULL;
-}
-
 /*
  * udpForwarderOpen({ tunFds: number[], bindIp: number (host order), port, sealed: boolean, epoch, gso?, gro? })
  *   -> { setPeers(buf), stats(), close() }
@@ -846,7 +834,7 @@ napi_value udp_forwarder_open(napi_env env, napi_callback_info info) {
   }
   int use_gso = opt_bool(env, argv[0], "gso", 1), use_gro = opt_bool(env, argv[0], "gro", 1);
   fwd_t *f = calloc(1, sizeof *f);
-  if (!f) return throw_sys(env, ENOMEM, "calloc");
+  if (!f) return weft_throw_errno(env, ENOMEM, "calloc", "udp forwarder");
   f->nq = (int)nq;
   f->sealed = sealed;
   f->epoch = (uint32_t)epoch;
@@ -866,7 +854,7 @@ napi_value udp_forwarder_open(napi_env env, napi_callback_info info) {
     if (f->stopfd >= 0) close(f->stopfd);
     if (f->sock >= 0) close(f->sock);
     free(f);
-    return throw_sys(env, e, "socket");
+    return weft_throw_errno(env, e, "socket", "udp forwarder");
   }
   int buf = 4 << 20;
   if (setsockopt(f->sock, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) < 0)
@@ -886,7 +874,7 @@ napi_value udp_forwarder_open(napi_env env, napi_callback_info info) {
     close(f->sock);
     close(f->stopfd);
     free(f);
-    return throw_sys(env, e, "bind");
+    return weft_throw_errno(env, e, "bind", "udp forwarder");
   }
   pthread_rwlock_init(&f->lock, NULL);
   for (int i = 0; i < C_COUNT; i++) atomic_init(&f->c[i], 0);
@@ -908,7 +896,7 @@ napi_value udp_forwarder_open(napi_env env, napi_callback_info info) {
     close(f->stopfd);
     pthread_rwlock_destroy(&f->lock);
     free(f);
-    return throw_sys(env, err, "pthread_create");
+    return weft_throw_errno(env, err, "pthread_create", "udp forwarder");
   }
   f->started = 1;
 

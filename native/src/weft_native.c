@@ -40,6 +40,7 @@
 #include <uv.h>
 
 #include "dns_fastpath.h"
+#include "napi_errors.h"
 #include "udp_forwarder.h"
 
 #ifndef SOL_NETLINK
@@ -59,9 +60,8 @@
     if ((call) != napi_ok) return NULL; \
   } while (0)
 
-/* Throws an Error shaped like Node's own system errors: .code is the errno
- * name ("EEXIST"), .errno the positive number, .syscall what failed. */
-static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *what) {
+/* See napi_errors.h. */
+napi_value weft_throw_errno(napi_env env, int err, const char *syscall, const char *what) {
   char msg[256];
   const char *name = uv_err_name(-err);
   snprintf(msg, sizeof msg, "%s: %s failed: %s (%s)", what, syscall, strerror(err), name);
@@ -159,11 +159,11 @@ static napi_value netlink_open(napi_env env, napi_callback_info info) {
     return throw_type(env, "netlinkOpen(nsFd: number, rcvbuf: number)");
 
   int saved, fd, err = netns_enter(nsfd, &saved);
-  if (err) return throw_errno(env, err, "setns", "open netlink socket in netns");
+  if (err) return weft_throw_errno(env, err, "setns", "open netlink socket in netns");
   fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
   err = fd < 0 ? errno : 0;
   netns_leave(saved);
-  if (fd < 0) return throw_errno(env, err, "socket", "open netlink socket");
+  if (fd < 0) return weft_throw_errno(env, err, "socket", "open netlink socket");
 
   if (rcvbuf > 0) {
     /* FORCE ignores net.core.rmem_max (we are root); plain SO_RCVBUF is the
@@ -184,7 +184,7 @@ static napi_value netlink_open(napi_env env, napi_callback_info info) {
   if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
     err = errno;
     close(fd);
-    return throw_errno(env, err, "bind", "open netlink socket");
+    return weft_throw_errno(env, err, "bind", "open netlink socket");
   }
 
   napi_value vport;
@@ -213,7 +213,7 @@ static napi_value netlink_send(napi_env env, napi_callback_info info) {
   do {
     n = sendto(fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return throw_errno(env, errno, "sendto", "netlink send");
+  if (n < 0) return weft_throw_errno(env, errno, "sendto", "netlink send");
   napi_value out;
   NAPI_OK(napi_create_int64(env, n, &out));
   return out;
@@ -237,7 +237,7 @@ static napi_value netlink_recv(napi_env env, napi_callback_info info) {
       NAPI_OK(napi_get_null(env, &out));
       return out;
     }
-    return throw_errno(env, errno, "recv", "netlink receive");
+    return weft_throw_errno(env, errno, "recv", "netlink receive");
   }
   void *data;
   NAPI_OK(napi_create_buffer(env, size > 0 ? (size_t)size : 1, &data, &out));
@@ -245,7 +245,7 @@ static napi_value netlink_recv(napi_env env, napi_callback_info info) {
   do {
     n = recv(fd, data, size > 0 ? (size_t)size : 1, MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return throw_errno(env, errno, "recv", "netlink receive");
+  if (n < 0) return weft_throw_errno(env, errno, "recv", "netlink receive");
   if (n != size) {
     napi_value sliced;
     /* Only when a datagram raced the peek; hand back what was read. */
@@ -362,13 +362,13 @@ static napi_value watch(napi_env env, napi_callback_info info) {
   uv_loop_t *loop;
   NAPI_OK(napi_get_uv_event_loop(env, &loop));
   watcher_t *w = calloc(1, sizeof *w);
-  if (!w) return throw_errno(env, ENOMEM, "calloc", "watch");
+  if (!w) return weft_throw_errno(env, ENOMEM, "calloc", "watch");
   w->env = env;
   w->owners = 1; /* the uv handle; the JS object joins below */
   int rc = uv_poll_init(loop, &w->poll, fd);
   if (rc < 0) {
     free(w);
-    return throw_errno(env, -rc, "uv_poll_init", "watch");
+    return weft_throw_errno(env, -rc, "uv_poll_init", "watch");
   }
   napi_value name;
   if (napi_create_reference(env, argv[1], 1, &w->callback) != napi_ok ||
@@ -380,7 +380,7 @@ static napi_value watch(napi_env env, napi_callback_info info) {
   rc = uv_poll_start(&w->poll, UV_READABLE, watcher_event);
   if (rc < 0) {
     watcher_stop(w);
-    return throw_errno(env, -rc, "uv_poll_start", "watch");
+    return weft_throw_errno(env, -rc, "uv_poll_start", "watch");
   }
   /* A worker or env teardown must not leave a live handle on a dying loop. */
   napi_add_env_cleanup_hook(env, watcher_cleanup_hook, w);
@@ -415,7 +415,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   if (argc < 3 || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_object || arg_int(env, argv[2], &nsfd) ||
       napi_get_value_string_utf8(env, argv[0], name, sizeof name, &namelen) != napi_ok)
     return throw_type(env, "tunOpen(name: string, opts: object, nsFd: number)");
-  if (namelen >= IFNAMSIZ - 1) return throw_errno(env, EINVAL, "TUNSETIFF", "open tun: name too long");
+  if (namelen >= IFNAMSIZ - 1) return weft_throw_errno(env, EINVAL, "TUNSETIFF", "open tun: name too long");
 
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
@@ -425,7 +425,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   memcpy(ifr.ifr_name, name, namelen);
 
   int saved, fd, err = netns_enter(nsfd, &saved);
-  if (err) return throw_errno(env, err, "setns", "open tun in netns");
+  if (err) return weft_throw_errno(env, err, "setns", "open tun in netns");
   /* Both calls inside: the device is created in the namespace of the open()
    * file, and TUNSETIFF is what creates it. */
   fd = open("/dev/net/tun", flags);
@@ -444,7 +444,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
     fd = -1;
   }
   netns_leave(saved);
-  if (fd < 0) return throw_errno(env, err, failed, "open tun");
+  if (fd < 0) return weft_throw_errno(env, err, failed, "open tun");
 
   napi_value vname;
   napi_status vst = napi_create_string_utf8(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ), &vname);
@@ -458,7 +458,7 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   int32_t fd;
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || arg_int(env, argv[0], &fd)) return throw_type(env, "closeFd(fd: number)");
-  if (close(fd) < 0 && errno != EINTR) return throw_errno(env, errno, "close", "close fd");
+  if (close(fd) < 0 && errno != EINTR) return weft_throw_errno(env, errno, "close", "close fd");
   return NULL;
 }
 
