@@ -6,7 +6,8 @@
 // the node:dgram server does. Hostile datagrams (truncated headers,
 // compression loops, qdcount 0/2, huge labels, OPT variants, random and
 // mutated bytes) are sent to a native server and to a dgram server with the
-// same zone, and must get the same bytes back (or nothing from both).
+// same zone, and must get the same bytes back (or nothing from both). The
+// native table is bounded by entries and by bytes.
 // Integration, not unit: it needs the built addon.
 
 import * as packet from 'dns-packet';
@@ -15,6 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Zone } from '../../agent/dns/dns-answer.js';
 import { DnsServer } from '../../agent/dns/dns-server.js';
 import { Forwarder } from '../../agent/dns/forwarder.js';
+import { openFastPath } from '../../agent/dns/native-fastpath.js';
 import { parseCidr } from '../../ipam/cidr.js';
 import { seededRandom } from '../lab/seeded-random.js';
 import { udpQuery } from '../lab/udp-query.js';
@@ -220,5 +222,26 @@ describe('DNS native UDP fast path', () => {
     }
     expect(hits(native.s)).toBeGreaterThan(0);
     expect(addrs(await ask(native.port, query('db.weft.local')))).toEqual(['10.42.1.5']);
+  });
+
+  it('the native table stays bounded: 20 000 entries or 32 MiB of replies, then it starts again', async () => {
+    const fp = openFastPath('127.0.0.1', 0, () => undefined);
+    cleanup.push(() => fp.close());
+    const small = Buffer.alloc(40, 1);
+    for (let i = 0; i < 20_000; i++) expect(fp.put(query(`n${i}.weft.local`), [small], false, 0)).toBe(true);
+    expect(fp.stats().entries).toBe(20_000);
+    // The 20 001st empties the table (as the JS cache does) and is kept.
+    fp.put(query('one-more.weft.local'), [small], false, 0);
+    expect(fp.stats().entries).toBe(1);
+    // 4 KiB replies: 32 MiB holds 8192 of them.
+    fp.clear();
+    const big = Buffer.alloc(4096, 2);
+    for (let i = 0; i < 8192; i++) fp.put(query(`b${i}.weft.local`), [big], false, 0);
+    expect(fp.stats().entries).toBe(8192);
+    fp.put(query('b-over.weft.local'), [big], false, 0);
+    expect(fp.stats().entries).toBe(1);
+    // A reply larger than any UDP answer weft sends is refused, and changes nothing.
+    expect(fp.put(query('huge.weft.local'), [Buffer.alloc(4097)], false, 0)).toBe(false);
+    expect(fp.stats().entries).toBe(1);
   });
 });
