@@ -63,6 +63,18 @@ export class RecordSet {
   }
 
   /** Drops tombstones written before `beforeVersion`; returns how many. */
+  /** Drops every entry, live or tombstone, of these owners; returns how many. */
+  dropOwners(owners: ReadonlySet<string>): number {
+    let n = 0;
+    for (const [k, r] of this.entries) {
+      if (owners.has(r.owner)) {
+        this.entries.delete(k);
+        n++;
+      }
+    }
+    return n;
+  }
+
   collect(beforeVersion: number): number {
     let n = 0;
     for (const [k, r] of this.entries) {

@@ -11,7 +11,11 @@
 //   write of what we want, so the cluster converges on our truth.
 // - Visibility is separate from the set: entries of a member gossip declares
 //   dead (or left) stay in the set but leave the answers, and return when it
-//   is alive again.
+//   is alive again. After an hour dead they are dropped, and refused from
+//   peers while it stays dead, so hosts that never come back (a scaled-down
+//   node pool) do not pile up in every agent; one that does come back
+//   re-announces its records, as after any restart, and push-pull carries
+//   them to everyone.
 //
 // The server reads through `lookup` and `reverse`, served from an index that
 // is rebuilt only after a change.
@@ -30,6 +34,8 @@ export interface RecordStoreOptions {
   readonly wallMs?: () => number;
   /** How long a tombstone is kept before it is collected. */
   readonly tombstoneTtlMs?: number;
+  /** How long the entries of a dead (or left) member are kept, hidden, before they are dropped. */
+  readonly deadOwnerTtlMs?: number;
 }
 
 export interface ListedRecord extends DnsRecord {
@@ -42,9 +48,12 @@ export interface StoreCounters {
   rejected: number;
   reasserted: number;
   collected: number;
+  /** Entries dropped, or refused from peers, because their owner has been dead longer than deadOwnerTtlMs. */
+  reaped: number;
 }
 
 export const DEFAULT_TOMBSTONE_TTL_MS = 10 * 60 * 1000;
+export const DEFAULT_DEAD_OWNER_TTL_MS = 60 * 60 * 1000;
 
 const HIDDEN: ReadonlySet<MemberState> = new Set(['dead', 'left']);
 
@@ -54,10 +63,12 @@ export class RecordStore implements GossipDelegate {
   private readonly wallMs: () => number;
   private readonly desired = new Map<RecordKey, Omit<DnsRecord, 'version' | 'deleted'>>();
   private readonly memberStates = new Map<MemberId, MemberState>();
+  /** When each member now dead (or left) was first seen so, by our wall clock. */
+  private readonly deadSince = new Map<MemberId, number>();
   private readonly listeners = new Set<() => void>();
   private broadcastFn: ((msg: Uint8Array) => void) | undefined;
   private index: { byName: Map<string, string[]>; byAddress: Map<string, string[]>; between: Set<string> } | undefined;
-  readonly counters: StoreCounters = { merged: 0, rejected: 0, reasserted: 0, collected: 0 };
+  readonly counters: StoreCounters = { merged: 0, rejected: 0, reasserted: 0, collected: 0, reaped: 0 };
   /** Grows on every change of what is answered (the DNS reply cache keys on it). */
   generation = 0;
 
@@ -133,6 +144,8 @@ export class RecordStore implements GossipDelegate {
     if (member.id === this.o.localId) return;
     const before = this.memberStates.get(member.id);
     this.memberStates.set(member.id, member.state);
+    if (!HIDDEN.has(member.state)) this.deadSince.delete(member.id);
+    else if (!this.deadSince.has(member.id)) this.deadSince.set(member.id, this.wallMs());
     if ((before !== undefined && HIDDEN.has(before)) !== HIDDEN.has(member.state)) this.changed();
   }
 
@@ -144,6 +157,10 @@ export class RecordStore implements GossipDelegate {
     for (const r of records) {
       if (!this.clock.observe(r.version)) {
         this.counters.rejected++;
+        continue;
+      }
+      if (this.reapedOwner(r.owner)) {
+        this.counters.reaped++;
         continue;
       }
       if (r.owner === this.o.localId) {
@@ -179,11 +196,24 @@ export class RecordStore implements GossipDelegate {
 
   // ---- housekeeping
 
-  /** Drops tombstones older than the TTL; returns how many. */
+  private reapedOwner(owner: MemberId): boolean {
+    const since = this.deadSince.get(owner);
+    return since !== undefined && this.wallMs() - since >= (this.o.deadOwnerTtlMs ?? DEFAULT_DEAD_OWNER_TTL_MS);
+  }
+
+  /** Drops tombstones older than the TTL, and every entry of members dead longer than theirs; returns how many tombstones. */
   collect(): number {
     const ttl = this.o.tombstoneTtlMs ?? DEFAULT_TOMBSTONE_TTL_MS;
     const n = this.set.collect((this.wallMs() - ttl) * TICKS_PER_MS);
     this.counters.collected += n;
+    const reaped = new Set([...this.deadSince.keys()].filter((m) => this.reapedOwner(m)));
+    if (reaped.size > 0) {
+      const dropped = this.set.dropOwners(reaped);
+      if (dropped > 0) {
+        this.counters.reaped += dropped;
+        this.changed();
+      }
+    }
     return n;
   }
 

@@ -203,6 +203,31 @@ describe('record store', () => {
     expect(h1.lookup('db')).toEqual(['10.42.2.5']);
   });
 
+  it("drops a member's records after an hour dead, refuses them from peers meanwhile, and takes them back once it is alive", () => {
+    let wall = 1_000_000;
+    const c = cluster(['h1', 'h2', 'h3'], () => wall);
+    const [h1, h2, h3] = ['h1', 'h2', 'h3'].map((id) => c.stores.get(id)!);
+    h2!.add('db', '10.42.2.5', 'c9');
+    deliverAll(c);
+    const dead = { id: 'h2', addr: 'h2', port: 7946, state: 'dead', incarnation: 3 } as const;
+    h1!.notifyMember(dead);
+    wall += 59 * 60_000;
+    h1!.collect();
+    expect(h1!.list().filter((r) => r.owner === 'h2')).toHaveLength(1); // hidden, still held
+    wall += 60_000;
+    h1!.collect();
+    expect(h1!.list().filter((r) => r.owner === 'h2')).toEqual([]);
+    expect(h1!.counters.reaped).toBe(1);
+    // h3 has not reaped yet (it learned later): its push-pull does not bring them back to h1.
+    h1!.mergeRemoteState(h3!.localState(), 'h3');
+    expect(h1!.list().filter((r) => r.owner === 'h2')).toEqual([]);
+    expect(h1!.counters.reaped).toBe(2);
+    // h2 comes back: alive again, its state is taken as before.
+    h1!.notifyMember({ ...dead, state: 'alive', incarnation: 4 });
+    h1!.mergeRemoteState(h2!.localState(), 'h2');
+    expect(h1!.lookup('db')).toEqual(['10.42.2.5']);
+  });
+
   it('a restarted owner tombstones its records from before the restart that it no longer has', () => {
     let wall = 1_000_000;
     const c = cluster(['h1', 'h2'], () => wall);
