@@ -587,7 +587,7 @@ static int rx_batch(fwd_t *f, rx_state_t *s) {
  * with the sender still runnable there, the next worker to wake (in the lab
  * the peer host's, on the same two CPUs) was placed on the other, idle, CPU
  * and paid a cross-CPU wake-up on every packet: RTT p50
- * 0.92-1.01 x socat against 0.84-0.91 without it, with the same p99 over
+ * 0.91-1.01 x socat against 0.83-0.91 without it, with the same p99 over
  * 2000 pings. Failure here (no CAP_SYS_NICE) costs speed only.
  */
 #define WORKER_NICE (-10)
