@@ -62,7 +62,6 @@ export class RecordSet {
     return this.entries.size;
   }
 
-  /** Drops tombstones written before `beforeVersion`; returns how many. */
   /** Drops every entry, live or tombstone, of these owners; returns how many. */
   dropOwners(owners: ReadonlySet<string>): number {
     let n = 0;
@@ -75,6 +74,7 @@ export class RecordSet {
     return n;
   }
 
+  /** Drops tombstones written before `beforeVersion`; returns how many. */
   collect(beforeVersion: number): number {
     let n = 0;
     for (const [k, r] of this.entries) {
