@@ -8,11 +8,10 @@
 
 import { WeftError } from '../../ipam/errors.js';
 import type { Cidr } from '../../ipam/types.js';
-import { AF } from '../netlink/constants.js';
 import { type Netlink, RTPROT_WEFT, isNotFound } from '../netlink/index.js';
-import type { LinkInfo, RouteInfo } from '../netlink/index.js';
+import type { RouteInfo } from '../netlink/index.js';
 import type { UdpPlan } from './plan.js';
-import { inOverlay } from '../vxlan/reconcile.js';
+import { actualLink, inOverlay } from '../vxlan/reconcile.js';
 
 export interface UdpActualLink {
   readonly index: number;
@@ -93,17 +92,9 @@ export async function readUdpActual(nl: Netlink, plan: UdpPlan, network: Cidr): 
     nl.listAddresses(),
     nl.listRoutes({ proto: RTPROT_WEFT }),
   ]);
-  const link = (l: LinkInfo | undefined): UdpActualLink | undefined =>
-    l && {
-      index: l.index,
-      ...(l.kind !== undefined ? { kind: l.kind } : {}),
-      mtu: l.mtu,
-      up: l.up,
-      addresses: addresses.filter((a) => a.index === l.index && a.family === AF.INET).map((a) => `${a.address}/${a.prefixLen}`),
-    };
   return {
-    ...(bridge ? { bridge: link(bridge) } : {}),
-    ...(tun ? { tun: link(tun) } : {}),
+    ...(bridge ? { bridge: actualLink(bridge, addresses) } : {}),
+    ...(tun ? { tun: actualLink(tun, addresses) } : {}),
     routes: routes.filter((r) => inOverlay(r.dst, network) || (tun !== undefined && r.dev === tun.index)),
   };
 }

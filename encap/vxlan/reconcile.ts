@@ -15,7 +15,7 @@ import { WeftError } from '../../ipam/errors.js';
 import type { Cidr } from '../../ipam/types.js';
 import { AF } from '../netlink/constants.js';
 import { type BulkOp, type Netlink, RTPROT_WEFT, isNotFound } from '../netlink/index.js';
-import type { LinkInfo } from '../netlink/index.js';
+import type { AddressInfo, LinkInfo } from '../netlink/index.js';
 import { type ActualLink, type ActualState, type LinkRole, type Op, describeOp, isLinkOp } from './diff.js';
 
 export interface LinkNames {
@@ -42,6 +42,19 @@ function ownsRoute(r: { dst: string; dev?: number }, vtepIndex: number | undefin
   return inOverlay(r.dst, network);
 }
 
+/** A link as the diffs see it (vxlan's and udp's alike), with its IPv4 addresses from `addresses`. */
+export function actualLink(l: LinkInfo, addresses: readonly AddressInfo[]): ActualLink {
+  return {
+    index: l.index,
+    ...(l.kind !== undefined ? { kind: l.kind } : {}),
+    mtu: l.mtu,
+    ...(l.mac !== undefined ? { mac: l.mac } : {}),
+    up: l.up,
+    ...(l.vxlan ? { vxlan: l.vxlan } : {}),
+    addresses: addresses.filter((a) => a.index === l.index && a.family === AF.INET).map((a) => `${a.address}/${a.prefixLen}`),
+  };
+}
+
 /** The kernel's view of weft's objects, in the diff's terms. Seven requests, issued in two rounds. */
 export async function readActual(nl: Netlink, names: LinkNames, network: Cidr): Promise<ReadResult> {
   const [bridge, vtep, underlay] = await Promise.all([nl.getLink(names.bridge), nl.getLink(names.vtep), nl.getLink(names.underlay)]);
@@ -51,16 +64,7 @@ export async function readActual(nl: Netlink, names: LinkNames, network: Cidr): 
     vtep ? nl.listFdb(vtep.index) : [],
     nl.listRoutes({ proto: RTPROT_WEFT }),
   ]);
-  const link = (l: LinkInfo | undefined): ActualLink | undefined =>
-    l && {
-      index: l.index,
-      ...(l.kind !== undefined ? { kind: l.kind } : {}),
-      mtu: l.mtu,
-      ...(l.mac !== undefined ? { mac: l.mac } : {}),
-      up: l.up,
-      ...(l.vxlan ? { vxlan: l.vxlan } : {}),
-      addresses: addresses.filter((a) => a.index === l.index && a.family === AF.INET).map((a) => `${a.address}/${a.prefixLen}`),
-    };
+  const link = (l: LinkInfo | undefined): ActualLink | undefined => l && actualLink(l, addresses);
   return {
     actual: {
       ...(bridge ? { bridge: link(bridge) } : {}),
