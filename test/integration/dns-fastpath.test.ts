@@ -13,29 +13,13 @@
 import * as packet from 'dns-packet';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Zone } from '../../agent/dns/dns-answer.js';
 import { DnsServer } from '../../agent/dns/dns-server.js';
 import { Forwarder } from '../../agent/dns/forwarder.js';
 import { openFastPath } from '../../agent/dns/native-fastpath.js';
 import { parseCidr } from '../../ipam/cidr.js';
 import { seededRandom } from '../lab/seeded-random.js';
+import { fakeZone } from '../lab/fake-zone.js';
 import { udpQuery } from '../lab/udp-query.js';
-
-function zoneOf(names: Record<string, string[]>): Zone {
-  const turn = new Map<string, number>();
-  return {
-    domain: 'weft.local',
-    ttl: 5,
-    lookup: (n) => names[n],
-    reverse: () => undefined,
-    inOverlay: (a) => a.startsWith('10.42.'),
-    rotation: (n) => {
-      const k = turn.get(n) ?? 0;
-      turn.set(n, k + 1);
-      return k;
-    },
-  };
-}
 
 type Reply = packet.DecodedPacket & { rcode: string; flag_tc: boolean };
 
@@ -62,7 +46,7 @@ describe('DNS native UDP fast path', () => {
     const forwarder = new Forwarder({ upstreams: () => [], timeoutMs: 100 });
     const s = new DnsServer({
       listen: [{ host: '127.0.0.1', port: 0 }],
-      zone: zoneOf(names),
+      zone: fakeZone(names),
       forwarder,
       allowed: o.allowed ?? (() => true),
       log: pino({ level: 'silent' }),

@@ -13,30 +13,11 @@ import { AnswerCache } from '../../agent/dns/answer-cache.js';
 import { canonicalIp, decideQuery, reverseAddress, type Zone } from '../../agent/dns/dns-answer.js';
 import { DnsServer } from '../../agent/dns/dns-server.js';
 import { Forwarder, parseResolvConf, parseUpstream } from '../../agent/dns/forwarder.js';
+import { fakeZone } from '../lab/fake-zone.js';
 import { udpQuery } from '../lab/udp-query.js';
 
-function zoneOf(names: Record<string, string[]>): Zone {
-  const turn = new Map<string, number>();
-  return {
-    domain: 'weft.local',
-    ttl: 5,
-    lookup: (n) => names[n],
-    isBetween: (n) => Object.keys(names).some((k) => k.endsWith(`.${n}`)),
-    reverse: (a) => {
-      const hits = Object.entries(names).filter(([, as]) => as.includes(a)).map(([n]) => n);
-      return hits.length ? hits : undefined;
-    },
-    inOverlay: (a) => a.startsWith('10.42.'),
-    rotation: (n) => {
-      const k = turn.get(n) ?? 0;
-      turn.set(n, k + 1);
-      return k;
-    },
-  };
-}
-
 const zone = (): Zone =>
-  zoneOf({ web: ['10.42.1.2', '10.42.2.2', '10.42.3.2'], db: ['10.42.1.5'], v6: ['fd00::5'], 'pod.ns': ['10.42.2.9'], big: Array.from({ length: 60 }, (_, i) => `10.42.9.${i + 2}`) });
+  fakeZone({ web: ['10.42.1.2', '10.42.2.2', '10.42.3.2'], db: ['10.42.1.5'], v6: ['fd00::5'], 'pod.ns': ['10.42.2.9'], big: Array.from({ length: 60 }, (_, i) => `10.42.9.${i + 2}`) });
 
 function query(name: string, type: string, opts: { id?: number; edns?: number; ednsVersion?: number; flags?: number } = {}): Buffer {
   return packet.encode({
@@ -163,7 +144,7 @@ describe('reply cache', () => {
   it('keeps the rotation, writes each query its own ID, and empties on a new generation', () => {
     let gen = 0;
     const names: Record<string, string[]> = { web: ['10.42.1.2', '10.42.2.2', '10.42.3.2'] };
-    const z = zoneOf(names);
+    const z = fakeZone(names);
     const cache = new AnswerCache(() => gen);
     const ask = (id: number): Reply => {
       const q = query('web.weft.local', 'A', { id });
