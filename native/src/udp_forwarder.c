@@ -4,7 +4,8 @@
  *
  * One worker thread per TUN queue (one by default); worker 0 also owns the
  * UDP socket. Each takes whatever is ready, sleeping in poll() only when
- * both sides are empty (see worker_main):
+ * both sides are empty and a short learned polling window has passed (see
+ * worker_main and busy_poll.h):
  *   send:    read() packets until EAGAIN (a batch) -> look the destination
  *       up in the peer table (subnet -> IP:port) -> seal (optional) -> one
  *       sendmmsg() for the batch, runs of datagrams to one peer as one UDP
@@ -39,6 +40,7 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -55,6 +57,7 @@
 #include <node_api.h>
 #include <openssl/evp.h>
 
+#include "busy_poll.h"
 #include "napi_errors.h"
 #include "udp_forwarder.h"
 
@@ -107,12 +110,14 @@ enum {
   C_TX_PACKETS, C_TX_BYTES, C_RX_PACKETS, C_RX_BYTES,
   C_DROP_NO_ROUTE, C_DROP_NOT_IPV4, C_DROP_UNKNOWN_PEER, C_DROP_BAD_SOURCE, C_DROP_MALFORMED,
   C_DROP_UNKNOWN_KEY, C_DROP_AUTH, C_DROP_REPLAY, C_DROP_SEND_ERR, C_DROP_TUN_WRITE, C_DROP_NOT_SEALED, C_DROP_BAD_DEST,
+  C_BUSY_POLL_HITS, C_BUSY_POLL_MICROS,
   C_COUNT
 };
 static const char *counter_names[C_COUNT] = {
     "txPackets", "txBytes", "rxPackets", "rxBytes",
     "dropNoRoute", "dropNotIpv4", "dropUnknownPeer", "dropBadSource", "dropMalformed",
     "dropUnknownKey", "dropAuth", "dropReplay", "dropSendError", "dropTunWrite", "dropNotSealed", "dropBadDestination",
+    "busyPollHits", "busyPollMicros",
 };
 
 typedef struct fwd fwd_t;
@@ -601,7 +606,9 @@ static void raise_weight(void) {
  * only sleeps when both are empty: the reply a write to the TUN device
  * triggers (a ping answered, a TCP ACK) is usually queued before the write
  * returns, and the same thread sends it without another thread waking up.
- * One thread receives, so the replay windows need no lock.
+ * Out of work, it may poll on for a learned window before it sleeps (see
+ * busy_poll.h): the answer to what it just sent is then forwarded without
+ * a wake-up. One thread receives, so the replay windows need no lock.
  */
 static void *worker_main(void *arg) {
   txarg_t *a = arg;
@@ -613,12 +620,23 @@ static void *worker_main(void *arg) {
   rx_state_t *rx = a->queue == 0 ? rx_state_new(f) : NULL;
   if (!tx || (a->queue == 0 && !rx)) goto done;
   struct pollfd p[3] = {{.fd = f->stopfd, .events = POLLIN}, {.fd = tun, .events = POLLIN}, {.fd = f->sock, .events = POLLIN}};
-  int idle = 0;
+  busy_poll_t bp = {0};
+  int idle = 0, last = BUSY_AFTER_SEND;
   for (;;) {
-    int did = tx_batch(f, tx, tun);
-    if (rx) did += rx_batch(f, rx);
-    if (did) {
+    int sent = tx_batch(f, tx, tun);
+    int received = rx ? rx_batch(f, rx) : 0;
+    if (sent || received) {
+      int64_t polled = busy_poll_work(&bp, busy_poll_now(), 0);
+      if (polled) {
+        count(f, C_BUSY_POLL_HITS, 1);
+        count(f, C_BUSY_POLL_MICROS, (uint64_t)polled / 1000);
+      }
+      last = received ? BUSY_AFTER_RECEIVE : BUSY_AFTER_SEND;
       idle = 0;
+      continue;
+    }
+    if (busy_poll_keep_polling(&bp, last, busy_poll_now())) {
+      sched_yield();
       continue;
     }
     /* poll() reporting an error condition that no read clears must not become a busy loop. */
@@ -629,6 +647,7 @@ static void *worker_main(void *arg) {
     int r = poll(p, rx ? 3 : 2, -1);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 || p[0].revents || (p[1].revents & POLLNVAL)) break;
+    count(f, C_BUSY_POLL_MICROS, (uint64_t)busy_poll_work(&bp, busy_poll_now(), 1) / 1000);
     if (!(p[1].revents & POLLIN) && !(rx && (p[2].revents & POLLIN))) continue;
     idle = 0;
   }
