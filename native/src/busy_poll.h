@@ -68,6 +68,9 @@ static inline int busy_poll_keep_polling(busy_poll_t *b, int kind, int64_t now) 
   return 1;
 }
 
+/* Whether an idle period is open (only then does busy_poll_work need the clock). */
+static inline int busy_poll_idle(const busy_poll_t *b) { return b->idle_since != 0; }
+
 /*
  * Work arrived at `now`, ending the idle period if there was one; `slept`
  * says whether the thread had given up polling. Returns how long it polled.
