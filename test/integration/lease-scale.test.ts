@@ -39,7 +39,12 @@ describe(`compaction at ${COUNT} leases`, () => {
 
   it('the watch refused as compacted costs one relist, and the agent converges on the changed set', async () => {
     const before = relists(agent).length;
-    const own = `/weft/network/subnets/${(await agent.status()).subnet!.replace('/', '-')}`;
+    const current = await agent.status();
+    const own = `/weft/network/subnets/${current.subnet!.replace('/', '-')}`;
+    // A subnet no simulated host chose (5000 random /24s of 10.0.0.0/8 take a given one 7.6 % of the time,
+    // and a put over an existing lease would not add one).
+    const held = new Set(current.leases.map((l) => l.subnet));
+    const added = Array.from({ length: 256 }, (_, i) => `10.250.${i}.0/24`).find((s) => !held.has(s))!;
     const some = (await lab.etcd.etcdctl(['get', '--prefix', '--keys-only', '--limit', '10', '/weft/network/subnets/'])).stdout.split('\n').filter(Boolean);
     const gone = some.filter((k) => k !== own).slice(0, 5);
     agent.proc.kill('SIGSTOP');
@@ -47,14 +52,14 @@ describe(`compaction at ${COUNT} leases`, () => {
       await lab.etcd.restart();
       // Changes the frozen agent has not seen, then a compaction past them.
       for (const k of gone) expect((await lab.etcd.etcdctl(['del', k])).stdout.trim()).toBe('1');
-      await lab.etcd.etcdctl(['put', '/weft/network/subnets/10.250.1.0-24', '{"PublicIP":"198.19.250.1","BackendType":"vxlan","BackendData":{"VtepMAC":"02:00:00:00:fa:01"}}']);
+      await lab.etcd.etcdctl(['put', `/weft/network/subnets/${added.replace('/', '-')}`, '{"PublicIP":"198.19.250.1","BackendType":"vxlan","BackendData":{"VtepMAC":"02:00:00:00:fa:01"}}']);
       const status = JSON.parse((await lab.etcd.etcdctl(['endpoint', 'status', '-w', 'json'])).stdout) as { Status: { header: { revision: number } } }[];
       await lab.etcd.etcdctl(['compact', String(status[0]!.Status.header.revision)]);
     } finally {
       agent.proc.kill('SIGCONT');
     }
     const expected = COUNT + 1 - gone.length + 1;
-    const after = await agent.waitFor((s) => s.leases.length === expected && s.leases.some((l) => l.subnet === '10.250.1.0/24'), 'the changed set', 60_000);
+    const after = await agent.waitFor((s) => s.leases.length === expected && s.leases.some((l) => l.subnet === added), 'the changed set', 60_000);
     expect(after.leases.map((l) => l.subnet)).not.toContain(gone[0]!.split('/').pop()!.replace('-', '/'));
     // Give a storm the chance to show itself, then count.
     await new Promise((r) => setTimeout(r, 3000));
